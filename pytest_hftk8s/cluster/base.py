@@ -1,0 +1,122 @@
+"""The contract both cluster backends implement, and the plain status types they return.
+
+Purely declarative: dataclasses and a Protocol. No I/O, no imports of backend modules, so the
+gates, load, SLO and report layers can depend on it without pulling in ``kubernetes`` or cgroups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+#: A rendered Kubernetes object, as ``kubectl kustomize`` emits it (one YAML document, parsed).
+KubeObject = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkloadStatus:
+    """A Deployment or StatefulSet as ``kubectl get`` would summarise it."""
+
+    kind: str
+    name: str
+    desired: int
+    ready: int
+    available: int
+
+    @property
+    def is_available(self) -> bool:
+        return self.available >= self.desired
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """One container of a pod; field meanings follow ``pod.status.containerStatuses``."""
+
+    name: str
+    ready: bool
+    restart_count: int
+    state: str  # "running" | "waiting" | "terminated"
+    reason: str = ""  # e.g. "CrashLoopBackOff" while waiting, "OOMKilled" when terminated
+    last_terminated_reason: str = ""
+    last_probe_error: str = ""
+
+
+@dataclass(frozen=True)
+class PodStatus:
+    name: str
+    workload: str
+    phase: str  # "Pending" | "Running" | "Succeeded" | "Failed"
+    ip: str
+    ready: bool
+    containers: tuple[ContainerStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address behind a Service, as in an EndpointSlice."""
+
+    pod: str
+    address: str
+    port: int
+    ready: bool
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    """A Kubernetes-style event (``kubectl get events``)."""
+
+    timestamp: float
+    kind: str
+    name: str
+    reason: str
+    message: str
+    type: str = "Normal"
+
+
+@dataclass(frozen=True)
+class ServiceAddress:
+    """Where the test process reaches a Service port (a port-forward on kubernetes)."""
+
+    host: str
+    port: int
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@runtime_checkable
+class Cluster(Protocol):
+    """What every backend offers. Methods are synchronous and bounded; none waits forever."""
+
+    name: str  # "local" or the kube context
+    namespace: str
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        """Create or update the rendered objects (server-side apply on kubernetes)."""
+
+    def delete_all(self) -> None:
+        """Remove everything this cluster object created. Idempotent; safe in ``finally``."""
+
+    def workloads(self) -> list[WorkloadStatus]: ...
+
+    def pods(self) -> list[PodStatus]: ...
+
+    def services(self) -> list[str]: ...
+
+    def endpoints(self, service: str) -> list[Endpoint]: ...
+
+    def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
+        """Resolve ``hostname`` the way processes inside ``pod`` resolve it (cluster DNS)."""
+
+    def service_address(self, service: str, port: int | str) -> ServiceAddress:
+        """An address the test process can connect to for ``service:port``."""
+
+    def pod_logs(self, pod: str, *, container: str | None = None, tail: int = 200) -> str: ...
+
+    def events(self) -> list[ClusterEvent]: ...
+
+    def close(self) -> None:
+        """Release client resources (port-forwards, connections). Does not delete objects."""

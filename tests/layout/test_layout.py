@@ -1,0 +1,44 @@
+"""The repository layout rules of DESIGN.md and STYLE.md, checked."""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_platform_folder_is_not_a_package() -> None:
+    # A top-level package named `platform` would shadow the stdlib module pytest itself imports.
+    assert not (ROOT / "platform" / "__init__.py").exists()
+
+
+def test_stdlib_platform_is_not_shadowed() -> None:
+    import platform
+
+    assert hasattr(platform, "python_version"), f"`platform` resolves to {platform.__file__}"
+
+
+def test_plugin_import_is_inert() -> None:
+    # Loading the plugin must not start processes or import heavy cluster clients.
+    code = (
+        "import sys, pytest_hftk8s.plugin;"
+        "bad = [m for m in ('kubernetes', 'subprocess_tee', 'prometheus_api_client') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_packages_importable() -> None:
+    for name in ("pytest_hftk8s", "hft_platform", "hft_engine"):
+        assert importlib.import_module(name) is not None
+
+
+def test_ruff_clean() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
