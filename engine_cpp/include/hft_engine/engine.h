@@ -1,0 +1,99 @@
+#pragma once
+/// \file engine.h
+/// Multi-symbol matching engine: validates every request, owns the shared order pool and id index,
+/// and routes to the per-symbol OrderBook. Not thread-safe: callers serialise access.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "hft_engine/fill.h"
+#include "hft_engine/order_book.h"
+#include "hft_engine/order_index.h"
+#include "hft_engine/order_pool.h"
+#include "hft_engine/price_level.h"
+#include "hft_engine/status.h"
+#include "hft_engine/types.h"
+
+namespace hft {
+
+/// An incoming order. `side` and `type` may hold out-of-range values cast from untrusted input;
+/// Engine::submit rejects them with a status.
+struct OrderRequest {
+  SymbolId symbol;  ///< from add_symbol
+  OrderId id;       ///< caller-chosen, unique among the symbol's live orders
+  Side side;        ///< Buy or Sell
+  OrderType type;   ///< Limit, Market or Ioc
+  Price price;      ///< limit price in ticks (ignored for Market)
+  Quantity qty;     ///< > 0
+};
+
+/// Outcome of Engine::submit.
+struct SubmitResult {
+  Status status;         ///< Ok or the reason nothing happened
+  Quantity filled_qty;   ///< executed against resting orders
+  Quantity resting_qty;  ///< left on the book (Limit only)
+};
+
+/// Outcome of Engine::cancel.
+struct CancelResult {
+  Status status;           ///< Ok, UnknownSymbol or UnknownOrder
+  Quantity cancelled_qty;  ///< open quantity removed from the book
+};
+
+/// The matching engine.
+class Engine {
+ public:
+  /// Default order capacity (shared by all symbols).
+  static constexpr std::uint32_t kDefaultMaxOrders = 1u << 20;
+  /// Hard upper bound on max_orders.
+  static constexpr std::uint32_t kMaxOrdersLimit = 1u << 31;
+
+  /// Preallocates room for `max_orders` resting orders (1 .. 2^31); throws std::invalid_argument.
+  explicit Engine(std::uint32_t max_orders = kDefaultMaxOrders);
+
+  /// Registers a symbol with ticks 1..max_price and returns its id. Throws std::invalid_argument
+  /// for an empty or duplicate name or max_price outside 1..kMaxPriceLimit. Not on the order path.
+  SymbolId add_symbol(std::string_view name, Price max_price);
+
+  /// Id of a registered symbol, or -1.
+  SymbolId symbol_id(std::string_view name) const;
+
+  /// Validates and executes one order; fills are reported to `listener` in execution order.
+  SubmitResult submit(const OrderRequest& request, FillListener& listener) noexcept;
+
+  /// Cancels a live order.
+  CancelResult cancel(SymbolId symbol, OrderId id) noexcept;
+
+  /// Top `levels` levels per side, best first. Returns UnknownSymbol (and leaves the vectors
+  /// empty) for an unknown symbol.
+  Status depth(SymbolId symbol, std::size_t levels, std::vector<DepthLevel>& bids,
+               std::vector<DepthLevel>& asks) const;
+
+  /// Number of resting orders over all symbols.
+  std::uint32_t live_orders() const noexcept { return pool_.live(); }
+  /// Order capacity given at construction.
+  std::uint32_t max_orders() const noexcept { return pool_.capacity(); }
+  /// Number of registered symbols.
+  std::size_t symbol_count() const noexcept { return books_.size(); }
+  /// The book of a registered symbol (for inspection); nullptr if unknown.
+  const OrderBook* book(SymbolId symbol) const noexcept {
+    return is_known(symbol) ? books_[static_cast<std::size_t>(symbol)].get() : nullptr;
+  }
+
+ private:
+  bool is_known(SymbolId symbol) const noexcept {
+    return symbol >= 0 && static_cast<std::size_t>(symbol) < books_.size();
+  }
+
+  OrderPool pool_;
+  OrderIndex index_;
+  std::vector<std::unique_ptr<OrderBook>> books_;
+  std::unordered_map<std::string, SymbolId> names_;
+};
+
+}  // namespace hft
