@@ -1,0 +1,216 @@
+"""The readiness gate: tests start only once the platform really serves.
+
+Shared by both cluster backends: each gate reads primitives of the
+:class:`~pytest_hftk8s.cluster.base.Cluster` contract and nothing else. The gates run in order and
+each is bounded by what is left of one overall deadline:
+
+1. ``workloads``: every Deployment/StatefulSet has its desired replicas available;
+2. ``endpoints``: every Service has at least one ready endpoint;
+3. ``dns``: every Service name resolves from a backend pod ``dns_streak`` times in a row;
+4. ``warmup``: ``warmup_streak`` consecutive registrations through nginx succeed.
+
+On timeout it raises :class:`~pytest_hftk8s.errors.GateTimeout` naming the unmet gate and why (pod
+states, last probe error, log tail). It does not deploy, tear down or talk to Prometheus.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pytest_hftk8s.cluster.base import Cluster, PodStatus
+from pytest_hftk8s.errors import GateTimeout
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Bounds and streak lengths of the readiness gate."""
+
+    timeout_s: float = 90.0
+    poll_s: float = 0.2
+    dns_streak: int = 3
+    warmup_streak: int = 5
+    warmup_service: str = "nginx"
+    warmup_port: int | str = 80
+    warmup_path: str = "/v1/users"
+    warmup_timeout_s: float = 2.0
+    dns_from_workload: str = "backend"
+    log_tail: int = 20
+
+
+@dataclass
+class GateResult:
+    """How long each gate took; ``passed_at`` is a ``time.monotonic()`` value."""
+
+    durations: dict[str, float] = field(default_factory=dict)
+    passed_at: float = 0.0
+
+
+@dataclass
+class _Check:
+    ok: bool
+    why: str = ""
+
+
+class ReadinessGate:
+    """Waits, gate by gate, until ``cluster`` serves; see the module docstring."""
+
+    GATES = ("workloads", "endpoints", "dns", "warmup")
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        *,
+        config: GateConfig | None = None,
+        progress: Progress | None = None,
+        register: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.config = config or GateConfig()
+        self._progress = progress or (lambda _msg: None)
+        # ``register(url, timeout)`` performs one warm-up registration or raises; injectable so the
+        # gate logic can be driven against any HTTP server.
+        self._register = register or _register_over_http
+        self._dns_ok = 0
+        self._warm_ok = 0
+
+    def wait(self) -> GateResult:
+        cfg = self.config
+        deadline = time.monotonic() + cfg.timeout_s
+        result = GateResult()
+        checks: dict[str, Callable[[], _Check]] = {
+            "workloads": self._workloads,
+            "endpoints": self._endpoints,
+            "dns": self._dns,
+            "warmup": self._warmup,
+        }
+        for name in self.GATES:
+            started = time.monotonic()
+            self._progress(f"gate {name}: waiting")
+            last = _Check(False, "not checked yet")
+            while True:
+                last = checks[name]()
+                if last.ok:
+                    break
+                if time.monotonic() >= deadline:
+                    raise GateTimeout(self._explain(name, last.why))
+                time.sleep(min(cfg.poll_s, max(0.0, deadline - time.monotonic())))
+            result.durations[name] = time.monotonic() - started
+            self._progress(f"gate {name}: passed in {result.durations[name]:.2f}s")
+        result.passed_at = time.monotonic()
+        return result
+
+    # -- the four gates -------------------------------------------------------------------------
+
+    def _workloads(self) -> _Check:
+        workloads = self.cluster.workloads()
+        if not workloads:
+            return _Check(False, "the cluster reports no workloads at all")
+        missing = [f"{w.kind}/{w.name} {w.available}/{w.desired}" for w in workloads if not w.is_available]
+        if missing:
+            self._progress("starting: " + ", ".join(missing))
+            return _Check(False, "not available: " + ", ".join(missing))
+        return _Check(True)
+
+    def _endpoints(self) -> _Check:
+        empty = [s for s in self.cluster.services() if not any(e.ready for e in self.cluster.endpoints(s))]
+        if empty:
+            return _Check(False, "services without a ready endpoint: " + ", ".join(sorted(empty)))
+        return _Check(True)
+
+    def _dns(self) -> _Check:
+        pod = self._dns_pod()
+        if pod is None:
+            self._dns_ok = 0
+            return _Check(
+                False, f"no running pod of workload {self.config.dns_from_workload!r} to resolve from"
+            )
+        for service in self.cluster.services():
+            try:
+                addresses = self.cluster.resolve_in_pod(pod.name, service)
+            except Exception as e:  # any backend failure is a miss; the streak restarts
+                self._dns_ok = 0
+                return _Check(False, f"resolving {service!r} in pod {pod.name}: {type(e).__name__}: {e}")
+            if not addresses:
+                self._dns_ok = 0
+                return _Check(False, f"{service!r} resolved to no address in pod {pod.name}")
+        self._dns_ok += 1
+        if self._dns_ok < self.config.dns_streak:
+            return _Check(False, f"all names resolved {self._dns_ok}/{self.config.dns_streak} times in a row")
+        return _Check(True)
+
+    def _warmup(self) -> _Check:
+        cfg = self.config
+        address = self.cluster.service_address(cfg.warmup_service, cfg.warmup_port)
+        url = address.url + cfg.warmup_path
+        try:
+            self._register(url, cfg.warmup_timeout_s)
+        except Exception as e:
+            self._warm_ok = 0
+            return _Check(False, f"POST {url} failed: {type(e).__name__}: {e}")
+        self._warm_ok += 1
+        if self._warm_ok < cfg.warmup_streak:
+            return _Check(False, f"{self._warm_ok}/{cfg.warmup_streak} warm-up registrations in a row")
+        return _Check(True)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _dns_pod(self) -> PodStatus | None:
+        for pod in self.cluster.pods():
+            if pod.workload == self.config.dns_from_workload and pod.phase == "Running":
+                return pod
+        return None
+
+    def _explain(self, gate: str, why: str) -> str:
+        lines = [
+            f"readiness gate {gate!r} did not pass within {self.config.timeout_s:.0f}s.",
+            f"  expected: {_EXPECTED[gate]}",
+            f"  seen: {why}",
+        ]
+        try:
+            pods = self.cluster.pods()
+        except Exception as e:
+            lines.append(f"  (pod states unavailable: {type(e).__name__}: {e})")
+            pods = []
+        for pod in pods:
+            lines.append(f"  pod {pod.name}: phase={pod.phase} ready={pod.ready}")
+            for c in pod.containers:
+                state = c.state + (f" ({c.reason})" if c.reason else "")
+                lines.append(f"    container {c.name}: {state} restarts={c.restart_count}")
+                if c.last_probe_error:
+                    lines.append(f"      last probe error: {c.last_probe_error}")
+            if not pod.ready:
+                lines.extend(self._log_tail(pod.name))
+        lines.append(
+            "  what to do: look at the pods above; raise --hft-gate-timeout if the machine is just slow."
+        )
+        return "\n".join(lines)
+
+    def _log_tail(self, pod: str) -> list[str]:
+        try:
+            text = self.cluster.pod_logs(pod, tail=self.config.log_tail)
+        except Exception as e:
+            return [f"    (logs unavailable: {type(e).__name__}: {e})"]
+        return [f"    | {line}" for line in text.splitlines()[-self.config.log_tail :]]
+
+
+_EXPECTED = {
+    "workloads": "every Deployment and StatefulSet has its desired replicas available",
+    "endpoints": "every Service has at least one ready endpoint",
+    "dns": "every Service name resolves from a backend pod several times in a row",
+    "warmup": "consecutive warm-up registrations through nginx succeed",
+}
+
+
+def _register_over_http(url: str, timeout: float) -> None:
+    import httpx
+
+    from pytest_hftk8s.load.api import registration_body
+
+    response = httpx.post(url, json=registration_body(f"warmup-{uuid.uuid4().hex[:12]}"), timeout=timeout)
+    if response.status_code // 100 != 2:
+        raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")

@@ -1,0 +1,297 @@
+"""One load run as a context manager: register users, drive orders on a thread, summarise.
+
+``with driver.constant_rate(rate=2000, duration=10) as run: ...`` registers K users (httpx), then
+runs the request engine on its own uvloop thread while the ``with`` body executes (chaos, checks),
+and on exit waits for the schedule - bounded by a hard deadline - and builds ``run.summary``.
+The results JSON is written in ``finally``, so a failure or Ctrl-C still leaves it on disk.
+
+It never imports pytest and never talks to Prometheus; progress goes through a plain callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import pathlib
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pytest_hftk8s.errors import LoadError
+from pytest_hftk8s.load import api
+from pytest_hftk8s.load.engine import EngineResult, EngineSpec, run_engine
+
+Progress = Callable[[str], None]
+
+#: Above this share of one core the generator itself was the bottleneck: the run is invalid.
+SATURATION = 0.90
+#: Scheduler wake-ups later than 5 ms on more than this share of ticks: the generator fell behind.
+LATE_TICK_SHARE = 0.05
+
+
+@dataclass
+class LoadSummary:
+    """Plain result of one run, as written to JSON and into the report."""
+
+    name: str
+    mode: str
+    offered_rate: float
+    duration_s: float
+    window: dict[str, float]  # start/end (epoch s), registrations included
+    order_window: dict[str, float]
+    users: int
+    registrations_ok: int
+    registrations_failed: int
+    scheduled: int
+    sent: int
+    completed: int
+    ok: int
+    achieved_rate: float
+    statuses: dict[str, int]
+    errors: dict[str, int]
+    latency_ms: dict[str, float]
+    cpu: dict[str, float]
+    schedule: dict[str, float]
+    valid: bool
+    invalid_reasons: list[str] = field(default_factory=list)
+    results_file: str = ""
+
+
+def latency_summary(result: EngineResult) -> dict[str, float]:
+    h = result.histogram
+    if h.get_total_count() == 0:
+        return {}
+    out = {f"p{q:g}".replace(".", "_"): h.get_value_at_percentile(q) / 1000 for q in (50, 90, 99, 99.9)}
+    out["max"] = h.get_max_value() / 1000
+    out["mean"] = h.get_mean_value() / 1000
+    return out
+
+
+def judge(result: EngineResult, *, mode: str) -> list[str]:
+    """Why the run cannot be trusted as a measurement of the target (empty = valid)."""
+    reasons = []
+    busy = result.cpu_s / result.wall_s if result.wall_s > 0 else 0.0
+    if busy > SATURATION:
+        reasons.append(
+            f"load generator saturated: {busy:.0%} of one core (limit {SATURATION:.0%}); "
+            "lower the rate or give the generator its own core"
+        )
+    if mode == "open" and result.ticks and result.late_ticks / result.ticks > LATE_TICK_SHARE:
+        reasons.append(
+            f"load generator fell behind its schedule: {result.late_ticks}/{result.ticks} ticks late "
+            f"by >5 ms (max {result.max_lag_s * 1000:.1f} ms)"
+        )
+    if mode == "open" and result.scheduled and result.sent < result.scheduled * 0.99:
+        reasons.append(
+            f"only {result.sent}/{result.scheduled} scheduled requests were sent before the deadline"
+        )
+    return reasons
+
+
+class LoadRun:
+    """A context manager around one engine run; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        base_url: tuple[str, int],
+        mode: str,
+        rate: float,
+        duration: float,
+        users: int = 8,
+        connections: int = 32,
+        request_timeout: float = 2.0,
+        deadline: float | None = None,
+        results_dir: pathlib.Path | None = None,
+        name: str = "load",
+        progress: Progress | None = None,
+        make_request: Callable[[int], bytes] | None = None,
+    ) -> None:
+        if rate <= 0 or duration <= 0:
+            raise LoadError(f"rate and duration must be > 0, got rate={rate} duration={duration}")
+        self.host, self.port = base_url
+        self.mode = mode
+        self.rate = rate
+        self.duration = duration
+        self.users = users
+        self.connections = connections
+        self.request_timeout = request_timeout
+        self.deadline = deadline if deadline is not None else duration + 2 * request_timeout + 10
+        self.results_dir = results_dir
+        self.name = name
+        self._progress = progress or (lambda _m: None)
+        self._make_request = make_request
+        self.summary: LoadSummary | None = None
+        self._result: EngineResult | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._window_start = 0.0
+        self._reg_ok = 0
+        self._reg_failed = 0
+        self._keys: list[str] = []
+
+    # -- context manager ------------------------------------------------------------------------
+
+    def __enter__(self) -> LoadRun:
+        self._window_start = time.time()
+        if self._make_request is None:
+            self._register_users()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(ready,), name=f"hft-{self.name}", daemon=True
+        )
+        self._thread.start()
+        ready.wait(timeout=5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is not None:
+                self.stop()  # the body failed: end the run early, keep what was measured
+            self._join()
+        except BaseException:
+            self.stop()
+            self._join(grace=2.0)
+            raise
+        finally:
+            self._finish()
+        if self._error is not None and exc[0] is None:
+            raise LoadError(
+                f"load run {self.name!r} failed: {type(self._error).__name__}: {self._error}; "
+                f"partial results in {self.summary.results_file if self.summary else '(none)'}"
+            ) from self._error
+
+    def stop(self) -> None:
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            # RuntimeError: the loop closed in between, so there is nothing left to stop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stop.set)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _register_users(self) -> None:
+        import httpx
+
+        url = f"http://{self.host}:{self.port}{api.USERS_PATH}"
+        tag = uuid.uuid4().hex[:8]
+        with httpx.Client(timeout=self.request_timeout) as client:
+            for i in range(self.users):
+                try:
+                    response = client.post(url, json=api.registration_body(f"load-{tag}-{i}"))
+                    if response.status_code // 100 != 2:
+                        raise LoadError(f"HTTP {response.status_code}: {response.text[:200]}")
+                    self._keys.append(api.api_key_from(response.json()))
+                    self._reg_ok += 1
+                except (httpx.HTTPError, LoadError, KeyError, ValueError):
+                    self._reg_failed += 1
+        if not self._keys:
+            raise LoadError(
+                f"expected to register {self.users} users at {url}, all failed; "
+                "is the platform gated as ready? Check the report's bundle"
+            )
+
+    def _request_factory(self) -> Callable[[int], bytes]:
+        if self._make_request is not None:
+            return self._make_request
+        keys, run_id, host = self._keys, uuid.uuid4().hex[:10], f"{self.host}:{self.port}"
+        return lambda seq: api.order_request(seq, run_id=run_id, api_key=keys[seq % len(keys)], host=host)
+
+    def _thread_main(self, ready: threading.Event) -> None:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+        self._loop = loop
+        try:
+            asyncio.set_event_loop(loop)
+            self._stop = asyncio.Event()
+            ready.set()
+            spec = EngineSpec(
+                host=self.host,
+                port=self.port,
+                make_request=self._request_factory(),
+                mode=self.mode,
+                rate=self.rate,
+                duration_s=self.duration,
+                connections=self.connections,
+                request_timeout_s=self.request_timeout,
+            )
+            self._result = loop.run_until_complete(run_engine(spec, self._stop))
+        except BaseException as e:
+            self._error = e
+        finally:
+            ready.set()
+            loop.close()
+
+    def _join(self, grace: float | None = None) -> None:
+        assert self._thread is not None
+        limit = time.monotonic() + (grace if grace is not None else self.deadline)
+        next_note = time.monotonic() + 2.0
+        while self._thread.is_alive() and time.monotonic() < limit:
+            self._thread.join(timeout=0.2)
+            if time.monotonic() >= next_note:
+                next_note += 2.0
+                self._progress(self._live_line())
+        if self._thread.is_alive():
+            self.stop()
+            self._thread.join(timeout=2.0)
+            self._error = self._error or LoadError(f"load run exceeded its deadline of {self.deadline:.0f}s")
+
+    def _live_line(self) -> str:
+        elapsed = time.time() - self._window_start
+        return f"load {self.name}: {self.mode} loop, offered {self.rate:g}/s, running {elapsed:.0f}s"
+
+    def _finish(self) -> None:
+        result = self._result or EngineResult()
+        reasons = judge(result, mode=self.mode) if self._result else []
+        if self._error is not None:
+            reasons.append(f"run failed: {type(self._error).__name__}: {self._error}")
+        order_s = max(1e-9, result.ended - result.started) if result.started else 0.0
+        self.summary = LoadSummary(
+            name=self.name,
+            mode=self.mode,
+            offered_rate=self.rate if self.mode == "open" else 0.0,
+            duration_s=self.duration,
+            window={"start": self._window_start, "end": result.ended or time.time()},
+            order_window={"start": result.started, "end": result.ended},
+            users=self.users if self._make_request is None else 0,
+            registrations_ok=self._reg_ok,
+            registrations_failed=self._reg_failed,
+            scheduled=result.scheduled,
+            sent=result.sent,
+            completed=result.completed,
+            ok=result.ok,
+            achieved_rate=result.ok / order_s if order_s else 0.0,
+            statuses={str(k): v for k, v in sorted(result.statuses.items())},
+            errors=dict(result.errors),
+            latency_ms=latency_summary(result),
+            cpu={
+                "seconds": result.cpu_s,
+                "utilization": result.cpu_s / result.wall_s if result.wall_s else 0.0,
+            },
+            schedule={
+                "ticks": result.ticks,
+                "late_ticks": result.late_ticks,
+                "max_lag_ms": result.max_lag_s * 1e3,
+            },
+            valid=not reasons,
+            invalid_reasons=reasons,
+        )
+        if self.results_dir is not None:
+            self.results_dir.mkdir(parents=True, exist_ok=True)
+            path = self.results_dir / f"{self.name}-{int(self._window_start)}.json"
+            self.summary.results_file = str(path)
+            path.write_text(json.dumps(self.as_dict(), indent=2))
+        self._progress(
+            f"load {self.name}: {self.summary.ok} ok at {self.summary.achieved_rate:.0f}/s"
+            + ("" if self.summary.valid else " - INVALID: " + "; ".join(reasons))
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self.summary) if self.summary else {}

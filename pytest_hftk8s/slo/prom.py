@@ -1,0 +1,75 @@
+"""The one Prometheus client of the project (prometheus-api-client, imported lazily).
+
+Instant queries at a given evaluation time, and a bounded wait until Prometheus has scraped past a
+time (so a window's last samples are in). Errors come back as ``PromError`` with the URL and query;
+it never raises library exceptions and never judges results (that is ``evaluate``'s job).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from pytest_hftk8s.errors import HftError
+
+
+class PromError(HftError):
+    """Prometheus could not answer a query (unreachable, bad PromQL, timeout)."""
+
+
+class PromClient:
+    """A thin, bounded wrapper over ``PrometheusConnect``."""
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        from prometheus_api_client import PrometheusConnect
+        from urllib3.util.retry import Retry
+
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        # No retries on the library side: every call here is bounded by one timeout.
+        self._conn = PrometheusConnect(
+            url=self.url, disable_ssl=True, timeout=timeout_s, retry=Retry(total=0)
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def query(self, expr: str, *, at: float | None = None) -> list[tuple[dict[str, str], float]]:
+        """Instant query; returns (labels, value) pairs - empty when there is no data."""
+        params = {"time": f"{at:.3f}"} if at is not None else {}
+        try:
+            data: Any = self._conn.custom_query(expr, params=params)
+        except Exception as e:
+            raise PromError(f"Prometheus at {self.url} failed on {expr!r}: {type(e).__name__}: {e}") from e
+        if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
+            return [({}, float(data[1]))]  # a scalar result: [ts, "value"]
+        out = []
+        for series in data or []:
+            value = series.get("value")
+            if value is not None:
+                out.append((dict(series.get("metric", {})), float(value[1])))
+        return out
+
+    def scalar(self, expr: str, *, at: float | None = None) -> float | None:
+        rows = self.query(expr, at=at)
+        if not rows:
+            return None
+        return rows[0][1]
+
+    def wait_scraped_past(self, when: float, *, timeout_s: float) -> bool:
+        """Wait until every live target's latest sample is newer than ``when``; False on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            latest = self.scalar("min(timestamp(up))")
+            if latest is not None and not math.isnan(latest) and latest >= when:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+    def ready(self) -> bool:
+        try:
+            return self._conn.check_prometheus_connection()
+        except Exception:
+            return False
