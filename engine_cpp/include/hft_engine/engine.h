@@ -55,6 +55,9 @@ class Engine {
 
   /// Preallocates room for `max_orders` resting orders (1 .. 2^31); throws std::invalid_argument.
   explicit Engine(std::uint32_t max_orders = kDefaultMaxOrders);
+  /// Books hold references to the pool and index, so an Engine stays where it was built.
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   /// Registers a symbol with ticks 1..max_price and returns its id. Throws std::invalid_argument
   /// for an empty or duplicate name or max_price outside 1..kMaxPriceLimit. Not on the order path.

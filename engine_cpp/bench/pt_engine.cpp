@@ -1,0 +1,312 @@
+// pt_engine: native throughput and per-operation latency of hft::Engine on a mixed order stream.
+//
+// The stream is generated up front (not timed) by driving a scratch engine, so cancels always
+// target live orders and adds always rest. Mix of the timed part: 60% resting limit adds,
+// 25% cancels, 15% crossing orders (5% market, 5% IOC, 5% GTC limit crossing the touch);
+// ~1,000 live orders over a few hundred price levels. Prints one JSON object on stdout and can
+// dump the stream (ORDER_DTYPE rows) so the Python benchmark replays the identical orders.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "hft_engine/batch.h"
+#include "hft_engine/engine.h"
+
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+namespace hft {
+namespace {
+
+constexpr Price kMaxPrice = 1'000'000;
+constexpr Price kMid = 500'000;
+constexpr std::size_t kTargetLive = 1000;
+constexpr Price kBand = 150;  // resting adds land within this many ticks behind the touch
+
+/// Scratch-engine listener that tracks open quantity of live orders during generation.
+class LiveTracker final : public FillListener {
+ public:
+  void on_fill(const Fill& fill) override {
+    auto it = open_.find(fill.maker_id);
+    it->second -= fill.qty;
+    if (it->second == 0) {
+      open_.erase(it);
+      drop(fill.maker_id);
+    }
+  }
+  void add(OrderId id, Quantity qty) {
+    open_.emplace(id, qty);
+    pos_.emplace(id, ids_.size());
+    ids_.push_back(id);
+  }
+  void drop(OrderId id) {
+    const std::size_t p = pos_.at(id);
+    pos_[ids_.back()] = p;
+    ids_[p] = ids_.back();
+    ids_.pop_back();
+    pos_.erase(id);
+    open_.erase(id);
+  }
+  std::size_t size() const { return ids_.size(); }
+  OrderId at(std::size_t i) const { return ids_[i]; }
+
+ private:
+  std::unordered_map<OrderId, Quantity> open_;
+  std::unordered_map<OrderId, std::size_t> pos_;
+  std::vector<OrderId> ids_;
+};
+
+struct Stream {
+  std::vector<OrderRow> rows;
+  std::size_t warmup = 0;  // leading rows that build the initial book (replayed, not timed)
+  std::size_t adds = 0, cancels = 0, crossing = 0;
+  std::size_t max_levels = 0;
+  double mean_live = 0;
+};
+
+Stream generate(std::size_t ops, std::uint64_t seed) {
+  Stream s;
+  Engine scratch(1u << 20);
+  const SymbolId sym = scratch.add_symbol("BENCH", kMaxPrice);
+  const OrderBook& book = *scratch.book(sym);
+  LiveTracker live;
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](std::int64_t lo, std::int64_t hi) {
+    return std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
+  };
+  std::uint64_t next_id = 1;
+  auto fresh_id = [&] { return (next_id++) * 0x9E3779B97F4A7C15ull; };  // arbitrary-looking uint64 ids
+
+  auto emit = [&](const OrderRow& row) {
+    s.rows.push_back(row);
+    if (row.kind == static_cast<std::uint8_t>(OrderType::Cancel)) {
+      if (scratch.cancel(row.symbol, row.order_id).status == Status::Ok) live.drop(row.order_id);
+      return;
+    }
+    const SubmitResult r = scratch.submit({row.symbol, row.order_id, static_cast<Side>(row.side),
+                                           static_cast<OrderType>(row.kind), row.price, row.qty},
+                                          live);
+    if (r.status != Status::Ok) {
+      std::fprintf(stderr, "generator produced a rejected order (status %d)\n", static_cast<int>(r.status));
+      std::exit(2);
+    }
+    if (r.resting_qty > 0) live.add(row.order_id, r.resting_qty);
+  };
+  auto resting_add = [&] {
+    const bool buy = uniform(0, 1) == 0;
+    const Price bid = book.best_bid() > 0 ? book.best_bid() : kMid - 1;
+    const Price ask = book.best_ask() <= kMaxPrice ? book.best_ask() : kMid + 1;
+    // Priced behind the opposite touch, so it never crosses.
+    const Price price = buy ? std::min(bid, ask - 1) - uniform(0, kBand) : std::max(ask, bid + 1) + uniform(0, kBand);
+    emit(OrderRow{fresh_id(), price, uniform(1, 100), sym, static_cast<std::uint8_t>(buy ? 0 : 1),
+                  static_cast<std::uint8_t>(OrderType::Limit)});
+  };
+
+  while (live.size() < kTargetLive) resting_add();
+  s.warmup = s.rows.size();
+
+  double live_sum = 0;
+  for (std::size_t i = 0; i < ops; ++i) {
+    const std::int64_t pick = uniform(0, 99);
+    if (pick < 60 || (pick < 85 && live.size() == 0)) {
+      resting_add();
+      ++s.adds;
+    } else if (pick < 85) {
+      const OrderId id = live.at(static_cast<std::size_t>(uniform(0, static_cast<std::int64_t>(live.size()) - 1)));
+      emit(OrderRow{id, 0, 0, sym, 0, static_cast<std::uint8_t>(OrderType::Cancel)});
+      ++s.cancels;
+    } else {
+      const bool buy = uniform(0, 1) == 0;
+      // Taker size adapts so fills + cancels balance adds and the book stays near kTargetLive.
+      const Quantity qty = uniform(1, live.size() > kTargetLive ? 1000 : 100);
+      const Price touch = buy ? book.best_ask() : book.best_bid();
+      OrderType type = OrderType::Market;
+      Price price = 0;
+      if (pick >= 90 && touch >= 1 && touch <= kMaxPrice) {
+        type = pick < 95 ? OrderType::Ioc : OrderType::Limit;
+        price = buy ? std::min(touch + uniform(0, 10), kMaxPrice) : std::max(touch - uniform(0, 10), Price{1});
+      }
+      emit(OrderRow{fresh_id(), price, qty, sym, static_cast<std::uint8_t>(buy ? 0 : 1),
+                    static_cast<std::uint8_t>(type)});
+      ++s.crossing;
+    }
+    live_sum += static_cast<double>(live.size());
+    if (i % 1024 == 0) {
+      std::vector<DepthLevel> bids, asks;
+      scratch.depth(sym, 100000, bids, asks);
+      s.max_levels = std::max(s.max_levels, bids.size() + asks.size());
+    }
+  }
+  s.mean_live = live_sum / static_cast<double>(ops);
+  return s;
+}
+
+/// Sums fill quantities so the compiler cannot drop the listener work.
+class CountingListener final : public FillListener {
+ public:
+  void on_fill(const Fill& fill) override {
+    ++count_;
+    qty_ += fill.qty;
+  }
+  std::uint64_t count_ = 0;
+  std::int64_t qty_ = 0;
+};
+
+inline void apply(Engine& engine, const OrderRow& row, FillListener& listener) {
+  if (row.kind == static_cast<std::uint8_t>(OrderType::Cancel)) {
+    engine.cancel(row.symbol, row.order_id);
+  } else {
+    engine.submit({row.symbol, row.order_id, static_cast<Side>(row.side), static_cast<OrderType>(row.kind),
+                   row.price, row.qty},
+                  listener);
+  }
+}
+
+std::unique_ptr<Engine> fresh_engine(const Stream& s, FillListener& listener) {
+  auto engine = std::make_unique<Engine>(1u << 20);
+  engine->add_symbol("BENCH", kMaxPrice);
+  for (std::size_t i = 0; i < s.warmup; ++i) apply(*engine, s.rows[i], listener);
+  return engine;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+/// Best-of-N single-thread throughput over the timed part of the stream.
+double throughput(const Stream& s, int repeats, std::int64_t& fill_qty) {
+  double best = 0;
+  for (int r = 0; r < repeats; ++r) {
+    CountingListener listener;
+    const auto owner = fresh_engine(s, listener);
+    Engine& engine = *owner;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = s.warmup; i < s.rows.size(); ++i) apply(engine, s.rows[i], listener);
+    const double dt = seconds_since(t0);
+    best = std::max(best, static_cast<double>(s.rows.size() - s.warmup) / dt);
+    fill_qty = listener.qty_;
+  }
+  return best;
+}
+
+double batch_throughput(const Stream& s, int repeats, std::size_t chunk) {
+  double best = 0;
+  std::vector<ResultRow> results(chunk);
+  std::vector<FillRow> fills;
+  fills.reserve(chunk * 4);
+  for (int r = 0; r < repeats; ++r) {
+    NullFillListener null;
+    const auto owner = fresh_engine(s, null);
+    Engine& engine = *owner;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t i = s.warmup; i < s.rows.size(); i += chunk) {
+      const std::size_t n = std::min(chunk, s.rows.size() - i);
+      fills.clear();
+      process_batch(engine, std::span<const OrderRow>(s.rows.data() + i, n),
+                    std::span<ResultRow>(results.data(), n), fills);
+    }
+    best = std::max(best, static_cast<double>(s.rows.size() - s.warmup) / seconds_since(t0));
+  }
+  return best;
+}
+
+inline std::uint64_t ticks() noexcept {
+#if defined(__x86_64__)
+  _mm_lfence();  // keep the read from drifting ahead of the measured work
+  const std::uint64_t t = __rdtsc();
+  _mm_lfence();
+  return t;
+#else
+  return static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+#endif
+}
+
+struct Latency {
+  double ns_per_tick;
+  double overhead_ticks;
+  double p50, p90, p99, p999, max;
+};
+
+Latency latency(const Stream& s) {
+  // Timer overhead: median of back-to-back reads, subtracted from every sample.
+  std::vector<std::uint64_t> empty(200000);
+  for (auto& e : empty) {
+    const std::uint64_t a = ticks();
+    e = ticks() - a;
+  }
+  std::nth_element(empty.begin(), empty.begin() + empty.size() / 2, empty.end());
+  const double overhead = static_cast<double>(empty[empty.size() / 2]);
+
+  CountingListener listener;
+  const auto owner = fresh_engine(s, listener);
+    Engine& engine = *owner;
+  std::vector<double> samples;
+  samples.reserve(s.rows.size() - s.warmup);
+  const auto wall0 = std::chrono::steady_clock::now();
+  const std::uint64_t tick0 = ticks();
+  for (std::size_t i = s.warmup; i < s.rows.size(); ++i) {
+    const std::uint64_t a = ticks();
+    apply(engine, s.rows[i], listener);
+    const std::uint64_t b = ticks();
+    samples.push_back(std::max(0.0, static_cast<double>(b - a) - overhead));
+  }
+  const double ns_per_tick = seconds_since(wall0) * 1e9 / static_cast<double>(ticks() - tick0);
+  std::sort(samples.begin(), samples.end());
+  auto pct = [&](double q) { return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))] * ns_per_tick; };
+  return Latency{ns_per_tick, overhead, pct(0.50), pct(0.90), pct(0.99), pct(0.999), samples.back() * ns_per_tick};
+}
+
+}  // namespace
+}  // namespace hft
+
+int main(int argc, char** argv) {
+  std::size_t ops = 2'000'000;
+  std::uint64_t seed = 20261126;
+  int repeats = 5;
+  std::string dump;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    if (flag == "--ops") ops = std::stoull(argv[i + 1]);
+    else if (flag == "--seed") seed = std::stoull(argv[i + 1]);
+    else if (flag == "--repeats") repeats = std::stoi(argv[i + 1]);
+    else if (flag == "--dump-ops") dump = argv[i + 1];
+    else {
+      std::fprintf(stderr, "usage: pt_engine [--ops N] [--seed S] [--repeats R] [--dump-ops FILE]\n");
+      return 2;
+    }
+  }
+  const hft::Stream s = hft::generate(ops, seed);
+  if (!dump.empty()) {
+    std::FILE* f = std::fopen(dump.c_str(), "wb");
+    if (!f || std::fwrite(s.rows.data(), sizeof(hft::OrderRow), s.rows.size(), f) != s.rows.size()) {
+      std::fprintf(stderr, "cannot write %s\n", dump.c_str());
+      return 1;
+    }
+    std::fclose(f);
+  }
+  std::int64_t fill_qty = 0;
+  const double ops_per_s = hft::throughput(s, repeats, fill_qty);
+  const double batch_ops_per_s = hft::batch_throughput(s, repeats, 8192);
+  const hft::Latency lat = hft::latency(s);
+  std::printf(
+      "{\"ops\": %zu, \"warmup_ops\": %zu, \"repeats\": %d, \"seed\": %llu,\n"
+      " \"mix\": {\"resting_adds\": %zu, \"cancels\": %zu, \"crossing\": %zu, \"mean_live_orders\": %.1f, "
+      "\"max_price_levels\": %zu},\n"
+      " \"native_mixed_ops_per_s\": %.0f, \"native_batch_ops_per_s\": %.0f, \"fill_qty\": %lld,\n"
+      " \"native_p50_ns\": %.1f, \"native_p90_ns\": %.1f, \"native_p99_ns\": %.1f, \"native_p999_ns\": %.1f, "
+      "\"native_max_ns\": %.1f,\n"
+      " \"timer_overhead_ticks\": %.1f, \"ns_per_tick\": %.4f}\n",
+      ops, s.warmup, repeats, static_cast<unsigned long long>(seed), s.adds, s.cancels, s.crossing, s.mean_live,
+      s.max_levels, ops_per_s, batch_ops_per_s, static_cast<long long>(fill_qty), lat.p50, lat.p90, lat.p99,
+      lat.p999, lat.max, lat.overhead_ticks, lat.ns_per_tick);
+  return 0;
+}
