@@ -1,0 +1,280 @@
+"""The kubernetes backend: the :class:`~pytest_hftk8s.cluster.base.Cluster` contract on a kube context.
+
+Deploys by server-side apply of the rendered objects, reads workloads, pods, endpoints and events as
+plain JSON mapped onto the base dataclasses, resolves names inside a pod by exec and reaches Services
+through loopback port-forwards. Every request goes through :class:`KubeApi` (the one place errors are
+translated). It must not decide readiness (that is the gate's job) nor know about chaos or SLOs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_hftk8s.cluster.base import (
+    ClusterEvent,
+    Endpoint,
+    KubeObject,
+    PodStatus,
+    ServiceAddress,
+    WorkloadStatus,
+)
+from pytest_hftk8s.cluster.kubernetes.api import DEFAULT_REQUEST_TIMEOUT, ApiNotFound, KubeApi
+from pytest_hftk8s.cluster.kubernetes.kinds import Kind, KindTable
+from pytest_hftk8s.cluster.kubernetes.payloads import (
+    map_endpoint_slices,
+    map_event,
+    map_pod,
+    map_workload,
+    parse_getent,
+    probe_errors,
+)
+from pytest_hftk8s.cluster.kubernetes.portforward import LocalPortForward
+from pytest_hftk8s.errors import ClusterError
+
+__all__ = ["MANAGED_BY", "KubernetesCluster"]
+
+#: The label every object the plugin creates carries; ``delete_all`` and chaos sweeps select on it.
+MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-hftk8s")
+_PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+
+
+class KubernetesCluster:
+    """A real cluster through a kubeconfig context."""
+
+    def __init__(
+        self,
+        *,
+        context: str,
+        namespace: str,
+        kubeconfig: str | None = None,
+        field_manager: str = "pytest-hftk8s",
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        delete_timeout: float = 60.0,
+        exec_timeout: float = 10.0,
+    ) -> None:
+        self.name = context
+        self.namespace = namespace
+        self.field_manager = field_manager
+        self.delete_timeout = delete_timeout
+        self.exec_timeout = exec_timeout
+        self.api = KubeApi(context=context, kubeconfig=kubeconfig, request_timeout=request_timeout)
+        self._kinds = KindTable(discover=lambda path: self.api.request("GET", path, what=f"discover {path}"))
+        self._applied: list[tuple[Kind, str]] = []  # (kind, name) in apply order
+        self._owns_namespace = False
+        self._forwards: dict[tuple[str, int], LocalPortForward] = {}
+
+    # -- deploy / teardown -----------------------------------------------------------------------
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        """Server-side apply, namespace first; every object gets the managed-by label."""
+        namespace_kind = self._kinds.resolve("v1", "Namespace")
+        try:
+            self.api.request("GET", namespace_kind.object_path(None, self.namespace), what="read namespace")
+        except ApiNotFound:
+            self._owns_namespace = self.namespace not in _PROTECTED_NAMESPACES
+        ordered = sorted(objects, key=lambda o: o.get("kind") != "Namespace")
+        if not any(o.get("kind") == "Namespace" for o in ordered):
+            ordered.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
+        for obj in ordered:
+            self._apply_one(obj)
+
+    def _apply_one(self, obj: KubeObject) -> None:
+        kind = self._kinds.resolve(str(obj.get("apiVersion", "")), str(obj.get("kind", "")))
+        meta = dict(obj.get("metadata") or {})
+        name = str(meta.get("name") or "")
+        if not name:
+            raise ClusterError(f"cannot apply a {kind.kind} without metadata.name: {dict(obj)!r:.200}")
+        meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+        if kind.namespaced:
+            meta["namespace"] = self.namespace
+        else:
+            meta.pop("namespace", None)
+        body = {**obj, "metadata": meta}
+        self.api.request(
+            "PATCH",
+            kind.object_path(self.namespace, name),
+            what=f"apply {kind.kind}/{name}",
+            query=[("fieldManager", self.field_manager), ("force", "true")],
+            body=body,
+            content_type="application/apply-patch+yaml",
+        )
+        if (kind, name) not in self._applied and (kind.kind != "Namespace" or self._owns_namespace):
+            self._applied.append((kind, name))
+
+    def delete_all(self) -> None:
+        """Delete what :meth:`apply` applied, newest first, then wait (bounded) until it is gone."""
+        pending = list(reversed(self._applied))
+        for kind, name in pending:
+            with contextlib.suppress(ApiNotFound):
+                self.api.request(
+                    "DELETE",
+                    kind.object_path(self.namespace, name),
+                    what=f"delete {kind.kind}/{name}",
+                    query=[("propagationPolicy", "Background")],
+                )
+        deadline = time.monotonic() + self.delete_timeout
+        remaining = pending
+        while remaining:
+            remaining = [(k, n) for k, n in remaining if self._exists(k, n)]
+            if not remaining:
+                break
+            if time.monotonic() >= deadline:
+                names = ", ".join(f"{k.kind}/{n}" for k, n in remaining)
+                raise ClusterError(
+                    f"teardown incomplete after {self.delete_timeout:.0f}s: expected every applied object "
+                    f"gone, still present: {names}. Check finalizers with `kubectl get -n "
+                    f"{self.namespace} <kind> <name> -o yaml`."
+                )
+            time.sleep(0.2)
+        self._applied = [(k, n) for k, n in self._applied if (k, n) not in pending]
+
+    def _exists(self, kind: Kind, name: str) -> bool:
+        try:
+            self.api.request("GET", kind.object_path(self.namespace, name), what=f"read {kind.kind}/{name}")
+        except ApiNotFound:
+            return False
+        return True
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def _list(self, api_version: str, kind: str, *, label_selector: str | None = None) -> list[Any]:
+        k = self._kinds.resolve(api_version, kind)
+        query = [("labelSelector", label_selector)] if label_selector else []
+        listing = self.api.request(
+            "GET", k.collection_path(self.namespace), what=f"list {k.plural}", query=query
+        )
+        return list(listing.get("items") or [])
+
+    def workloads(self) -> list[WorkloadStatus]:
+        return [
+            map_workload(kind, obj)
+            for kind in ("Deployment", "StatefulSet")
+            for obj in self._list("apps/v1", kind)
+        ]
+
+    def pods(self) -> list[PodStatus]:
+        errors = probe_errors(self._list("v1", "Event"))
+        return [
+            map_pod(obj, probe_error=errors.get(obj.get("metadata", {}).get("name", "")))
+            for obj in self._list("v1", "Pod")
+        ]
+
+    def services(self) -> list[str]:
+        return [str(obj["metadata"]["name"]) for obj in self._list("v1", "Service")]
+
+    def endpoints(self, service: str) -> list[Endpoint]:
+        slices = self._list(
+            "discovery.k8s.io/v1", "EndpointSlice", label_selector=f"kubernetes.io/service-name={service}"
+        )
+        # The server filters by the selector; checking again keeps a lax server from mixing services.
+        mine = [
+            s
+            for s in slices
+            if s.get("metadata", {}).get("labels", {}).get("kubernetes.io/service-name") == service
+        ]
+        return map_endpoint_slices(mine)
+
+    def events(self) -> list[ClusterEvent]:
+        return sorted((map_event(obj) for obj in self._list("v1", "Event")), key=lambda e: e.timestamp)
+
+    def pod_logs(self, pod: str, *, container: str | None = None, tail: int = 200) -> str:
+        query = [("tailLines", str(tail))] + ([("container", container)] if container else [])
+        return str(
+            self.api.request(
+                "GET",
+                f"/api/v1/namespaces/{self.namespace}/pods/{pod}/log",
+                what=f"read logs of pod {pod}",
+                query=query,
+                raw=True,
+            )
+        )
+
+    # -- inside the cluster ----------------------------------------------------------------------
+
+    def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
+        """``getent ahosts NAME`` inside the pod's first container, by exec over a websocket."""
+        from kubernetes import client
+        from kubernetes.stream import stream
+
+        core = client.CoreV1Api(self.api.api_client)
+        ws = self.api.call_api(
+            f"exec `getent ahosts {hostname}` in pod {pod}",
+            stream,
+            core.connect_get_namespaced_pod_exec,
+            pod,
+            self.namespace,
+            command=["getent", "ahosts", hostname],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
+        try:
+            ws.run_forever(timeout=self.exec_timeout)
+            out, err, code = ws.read_stdout(), ws.read_stderr(), ws.returncode
+        finally:
+            ws.close()
+        if code == 2:  # getent: key not found
+            return []
+        if code not in (0, None):
+            raise ClusterError(
+                f"`getent ahosts {hostname}` in pod {pod} exited {code}: {err.strip()!r}. Expected exit 0 "
+                f"or 2 (not found); the image needs getent (glibc) for the DNS gate."
+            )
+        return parse_getent(out)
+
+    def service_address(self, service: str, port: int | str) -> ServiceAddress:
+        """A loopback port-forward to a ready pod behind ``service:port`` (reused per pod port)."""
+        svc = self.api.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/services/{service}", what=f"read service {service}"
+        )
+        spec_port = next(
+            (p for p in svc.get("spec", {}).get("ports") or [] if port in (p.get("port"), p.get("name"))),
+            None,
+        )
+        if spec_port is None:
+            raise ClusterError(
+                f"service {service} has no port {port!r}; its ports: {svc.get('spec', {}).get('ports')}"
+            )
+        ready = [e for e in self.endpoints(service) if e.ready and e.pod]
+        if not ready:
+            raise ClusterError(
+                f"service {service} has no ready endpoint to port-forward to; expected at least one ready "
+                f"pod. Wait for the readiness gate, or inspect `kubectl -n {self.namespace} get endpointslices`."
+            )
+        target = spec_port.get("targetPort", spec_port.get("port"))
+        remote = next((e.port for e in ready), 0) if isinstance(target, str) else int(target)
+        pod = ready[0].pod
+        key = (pod, remote)
+        if key not in self._forwards:
+            self._forwards[key] = LocalPortForward(
+                open_stream=lambda: self._open_portforward(pod, remote),
+                remote_port=remote,
+                name=f"{pod}:{remote}",
+            )
+        fwd = self._forwards[key]
+        return ServiceAddress(host=fwd.host, port=fwd.port, extra={"pod": pod, "remote_port": str(remote)})
+
+    def _open_portforward(self, pod: str, port: int) -> Any:
+        from kubernetes import client
+        from kubernetes.stream import portforward
+
+        core = client.CoreV1Api(self.api.api_client)
+        return self.api.call_api(
+            f"port-forward to {pod}:{port}",
+            portforward,
+            core.connect_get_namespaced_pod_portforward,
+            pod,
+            self.namespace,
+            ports=str(port),
+        )
+
+    def close(self) -> None:
+        for fwd in self._forwards.values():
+            fwd.close()
+        self._forwards.clear()
+        self.api.close()
