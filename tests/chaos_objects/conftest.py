@@ -69,3 +69,9 @@ def schema_errors(crd_validators: dict[str, Any]) -> Callable[[dict[str, Any]], 
         return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
 
     return errors
+
+
+@pytest.fixture(scope="session")
+def as_jsonschema() -> Callable[[Any], Any]:
+    """The OpenAPI-to-JSON-Schema conversion used for the CRDs, for testing it directly."""
+    return to_jsonschema

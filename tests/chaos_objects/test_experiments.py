@@ -9,7 +9,6 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from conftest import to_jsonschema
 
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos.experiments import MANAGED_BY_LABEL, RUN_ID_LABEL, duration_seconds
@@ -131,8 +130,8 @@ def test_schema_rejects_bad_objects(
     assert any(complaint in e for e in errors), errors
 
 
-def test_int_or_string_and_nullable_extensions() -> None:
-    schema = to_jsonschema(
+def test_int_or_string_and_nullable_extensions(as_jsonschema: Any) -> None:
+    schema = as_jsonschema(
         {
             "type": "object",
             "properties": {

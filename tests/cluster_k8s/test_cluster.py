@@ -1,0 +1,403 @@
+"""KubernetesCluster against the kmock API emulator: what goes over HTTP, and how statuses map."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import socket
+from typing import Any
+
+import kmock
+import pytest
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from pytest_hftk8s.cluster.base import Cluster, ContainerStatus, Endpoint, WorkloadStatus
+from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
+from pytest_hftk8s.cluster.kubernetes.payloads import parse_getent
+from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
+
+MANIFESTS: list[dict[str, Any]] = [
+    {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "nginx-conf"},
+        "data": {"nginx.conf": "x"},
+    },
+    {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "backend",
+            "namespace": "somewhere-else",
+            "labels": {"app.kubernetes.io/name": "backend"},
+        },
+        "spec": {"replicas": 2},
+    },
+    {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "backend"},
+        "spec": {"ports": [{"port": 8000}]},
+    },
+]
+
+
+@pytest.fixture
+def cluster(emulator: Any, kubeconfig: str) -> Any:
+    c = KubernetesCluster(context="emulated", namespace="hft", kubeconfig=kubeconfig, delete_timeout=5.0)
+    yield c
+    c.close()
+
+
+def _seed(emulator_thread: Any, resource: str, name: str, obj: dict[str, Any]) -> None:
+    emulator_thread.call(lambda: emulator_thread.emulator.objects.__setitem__((resource, "hft", name), obj))
+
+
+def test_implements_the_cluster_protocol(cluster: KubernetesCluster) -> None:
+    assert isinstance(cluster, Cluster)
+    assert cluster.name == "emulated"
+
+
+def test_apply_is_server_side_apply_namespace_first(
+    cluster: KubernetesCluster, emulator: Any, body_of: Any
+) -> None:
+    cluster.apply(MANIFESTS)
+    patches = [r for r in emulator.requests() if r.method == "PATCH"]
+    assert [r.url.path for r in patches] == [
+        "/api/v1/namespaces/hft",
+        "/api/v1/namespaces/hft/configmaps/nginx-conf",
+        "/apis/apps/v1/namespaces/hft/deployments/backend",
+        "/api/v1/namespaces/hft/services/backend",
+    ]
+    for r in patches:
+        assert r.headers["Content-Type"] == "application/apply-patch+yaml"
+        assert r.url.query["fieldManager"] == "pytest-hftk8s"
+        assert r.url.query["force"] == "true"
+        assert body_of(r)["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pytest-hftk8s"
+    deployment = body_of(patches[2])
+    assert deployment["metadata"]["namespace"] == "hft"  # rendered namespace is overridden
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/name"] == "backend"  # own labels kept
+    assert "namespace" not in body_of(patches[0])["metadata"]  # cluster-scoped
+    assert emulator.objects["apps/v1/deployments", "hft", "backend"] >= {"spec": {"replicas": 2}}
+    assert "Authorization" in patches[0].headers
+    assert patches[0].headers["Authorization"] == "Bearer test-token"
+
+
+def test_apply_resolves_unknown_kinds_through_discovery(
+    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
+) -> None:
+    emulator_thread.call(
+        lambda: emulator.resources.__setitem__(
+            "example.com/v1/widgets", kmock.ResourceInfo(kind="Widget", namespaced=True)
+        )
+    )
+    cluster.apply(
+        [{"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w1"}, "spec": {"n": 1}}]
+    )
+    assert any(r.url.path == "/apis/example.com/v1" and r.method == "GET" for r in emulator.requests())
+    assert emulator.objects["example.com/v1/widgets", "hft", "w1"] >= {"spec": {"n": 1}}
+    with pytest.raises(ClusterError, match="does not serve kind 'Gadget'"):
+        cluster.apply([{"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}])
+
+
+def test_delete_all_removes_what_it_applied_newest_first(
+    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
+) -> None:
+    _seed(emulator_thread, "v1/configmaps", "not-ours", {"metadata": {"name": "not-ours"}})
+    cluster.apply(MANIFESTS)
+    cluster.delete_all()
+    deletes = [r.url.path for r in emulator.requests() if r.method == "DELETE"]
+    assert deletes == [
+        "/api/v1/namespaces/hft/services/backend",
+        "/apis/apps/v1/namespaces/hft/deployments/backend",
+        "/api/v1/namespaces/hft/configmaps/nginx-conf",
+        "/api/v1/namespaces/hft",  # it did not exist before apply, so it is ours to remove
+    ]
+    assert emulator.objects["apps/v1/deployments", "hft", "backend"].deleted
+    assert not emulator.objects["v1/configmaps", "hft", "not-ours"].deleted
+    cluster.delete_all()  # idempotent: nothing left to delete
+    assert len([r for r in emulator.requests() if r.method == "DELETE"]) == 4
+
+
+def test_delete_all_keeps_a_namespace_that_existed(cluster: KubernetesCluster, emulator: Any) -> None:
+    emulator.namespaces["hft"] = {"metadata": {"name": "hft"}}
+    cluster.apply(MANIFESTS[:1])
+    cluster.delete_all()
+    deletes = [r.url.path for r in emulator.requests() if r.method == "DELETE"]
+    assert deletes == ["/api/v1/namespaces/hft/configmaps/nginx-conf"]
+
+
+def test_delete_all_wait_is_bounded(emulator: Any, emulator_thread: Any, kubeconfig: str) -> None:
+    cluster = KubernetesCluster(
+        context="emulated", namespace="hft", kubeconfig=kubeconfig, delete_timeout=0.5
+    )
+    cluster.apply(MANIFESTS[:1])
+    key = ("v1/configmaps", "hft", "nginx-conf")
+    emulator_thread.call(
+        lambda: emulator.objects[key].patch({"metadata": {"finalizers": ["example.com/hold"]}})
+    )
+    with pytest.raises(ClusterError, match=r"teardown incomplete after 0s.*ConfigMap/nginx-conf"):
+        cluster.delete_all()
+    cluster.close()
+
+
+BACKEND_POD = {
+    "metadata": {
+        "name": "backend-5d9c7b-x1",
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "backend-5d9c7b"}],
+    },
+    "status": {
+        "phase": "Running",
+        "podIP": "10.0.0.5",
+        "conditions": [{"type": "Ready", "status": "False"}],
+        "containerStatuses": [
+            {
+                "name": "backend",
+                "ready": False,
+                "restartCount": 4,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s"}},
+                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}},
+            }
+        ],
+    },
+}
+POSTGRES_POD = {
+    "metadata": {"name": "postgres-0", "ownerReferences": [{"kind": "StatefulSet", "name": "postgres"}]},
+    "status": {
+        "phase": "Running",
+        "podIP": "10.0.0.9",
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [
+            {"name": "postgres", "ready": True, "restartCount": 0, "state": {"running": {}}}
+        ],
+    },
+}
+
+
+def _slice(service: str, name: str, endpoints: list[dict[str, Any]], port: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service}},
+        "endpoints": endpoints,
+        "ports": [{"name": "main", "port": port}],
+    }
+
+
+def test_status_maps_onto_the_base_types(
+    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
+) -> None:
+    _seed(emulator_thread, "v1/pods", "backend-5d9c7b-x1", BACKEND_POD)
+    _seed(emulator_thread, "v1/pods", "postgres-0", POSTGRES_POD)
+    _seed(
+        emulator_thread,
+        "apps/v1/deployments",
+        "backend",
+        {
+            "metadata": {"name": "backend"},
+            "spec": {"replicas": 2},
+            "status": {"readyReplicas": 1, "availableReplicas": 1},
+        },
+    )
+    _seed(
+        emulator_thread,
+        "apps/v1/statefulsets",
+        "postgres",
+        {"metadata": {"name": "postgres"}, "spec": {}, "status": {}},
+    )
+    _seed(
+        emulator_thread,
+        "v1/events",
+        "e1",
+        {
+            "metadata": {"name": "e1"},
+            "involvedObject": {
+                "kind": "Pod",
+                "name": "backend-5d9c7b-x1",
+                "fieldPath": "spec.containers{backend}",
+            },
+            "reason": "Unhealthy",
+            "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+            "type": "Warning",
+            "lastTimestamp": "2026-11-26T10:00:05Z",
+        },
+    )
+    _seed(
+        emulator_thread,
+        "v1/events",
+        "e0",
+        {
+            "metadata": {"name": "e0"},
+            "involvedObject": {"kind": "Pod", "name": "backend-5d9c7b-x1"},
+            "reason": "Scheduled",
+            "message": "assigned",
+            "lastTimestamp": "2026-11-26T10:00:00Z",
+        },
+    )
+    _seed(
+        emulator_thread,
+        "discovery.k8s.io/v1/endpointslices",
+        "backend-a",
+        _slice(
+            "backend",
+            "backend-a",
+            [
+                {
+                    "addresses": ["10.0.0.5"],
+                    "conditions": {"ready": False},
+                    "targetRef": {"name": "backend-5d9c7b-x1"},
+                },
+                {"addresses": ["10.0.0.6"], "conditions": {}, "targetRef": {"name": "backend-5d9c7b-x2"}},
+            ],
+            8000,
+        ),
+    )
+    _seed(
+        emulator_thread,
+        "discovery.k8s.io/v1/endpointslices",
+        "postgres-a",
+        _slice("postgres", "postgres-a", [{"addresses": ["10.0.0.9"], "conditions": {"ready": True}}], 5432),
+    )
+
+    assert sorted(cluster.workloads(), key=lambda w: w.kind) == [
+        WorkloadStatus(kind="Deployment", name="backend", desired=2, ready=1, available=1),
+        WorkloadStatus(kind="StatefulSet", name="postgres", desired=1, ready=0, available=0),
+    ]
+    pods = {p.name: p for p in cluster.pods()}
+    backend = pods["backend-5d9c7b-x1"]
+    assert (backend.workload, backend.phase, backend.ip, backend.ready) == (
+        "backend",
+        "Running",
+        "10.0.0.5",
+        False,
+    )
+    assert backend.containers == (
+        ContainerStatus(
+            name="backend",
+            ready=False,
+            restart_count=4,
+            state="waiting",
+            reason="CrashLoopBackOff",
+            last_terminated_reason="OOMKilled",
+            last_probe_error="Readiness probe failed: HTTP probe failed with statuscode: 503",
+        ),
+    )
+    assert pods["postgres-0"].ready
+    assert pods["postgres-0"].workload == "postgres"
+    assert pods["postgres-0"].containers[0].state == "running"
+
+    assert cluster.endpoints("backend") == [
+        Endpoint(pod="backend-5d9c7b-x1", address="10.0.0.5", port=8000, ready=False),
+        Endpoint(pod="backend-5d9c7b-x2", address="10.0.0.6", port=8000, ready=True),  # unset ready = ready
+    ]
+    slices = [r for r in emulator.requests() if r.url.path.endswith("/endpointslices")]
+    assert slices[-1].url.query["labelSelector"] == "kubernetes.io/service-name=backend"
+    assert slices[-1].url.path == "/apis/discovery.k8s.io/v1/namespaces/hft/endpointslices"
+
+    events = cluster.events()
+    assert [e.reason for e in events] == ["Scheduled", "Unhealthy"]  # oldest first
+    assert events[1].type == "Warning"
+    assert events[1].kind == "Pod"
+
+
+def test_services_and_pod_logs(cluster: KubernetesCluster, emulator: Any, emulator_thread: Any) -> None:
+    _seed(emulator_thread, "v1/services", "backend", {"metadata": {"name": "backend"}})
+    emulator["get /api/v1/namespaces/hft/pods/backend-1/log"] << b"line 1\nline 2\n"
+    assert cluster.services() == ["backend"]
+    assert cluster.pod_logs("backend-1", container="backend", tail=50) == "line 1\nline 2\n"
+    (logs,) = [r for r in emulator.requests() if r.url.path.endswith("/log")]
+    assert logs.url.query["tailLines"] == "50"
+    assert logs.url.query["container"] == "backend"
+
+
+def test_api_errors_are_translated_and_chained(cluster: KubernetesCluster, emulator: Any) -> None:
+    emulator["get /api/v1/namespaces/hft/pods"] << kmock.KubernetesError(
+        status=403, reason="Forbidden", message='pods is forbidden: User "tester" cannot list pods'
+    )
+    emulator["get /api/v1/namespaces/hft/services"] << kmock.KubernetesError(
+        status=500, reason="InternalError"
+    )
+    with pytest.raises(ClusterError, match=r"access denied.*cannot list pods.*kubectl auth can-i") as info:
+        cluster.pods()
+    assert not isinstance(info.value, ClusterUnavailable)
+    assert isinstance(info.value.__cause__, ApiException)
+    with pytest.raises(ClusterUnavailable, match="HTTP 500"):
+        cluster.services()
+
+
+def test_unreachable_server_and_unknown_context(tmp_path: Any, kubeconfig: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # released again: nothing listens there
+    dead = tmp_path / "dead.yaml"
+    dead.write_text(
+        re.sub(r"http://127\.0\.0\.1:\d+", f"http://127.0.0.1:{port}", pathlib.Path(kubeconfig).read_text())
+    )
+    cluster = KubernetesCluster(context="emulated", namespace="hft", kubeconfig=str(dead), request_timeout=2)
+    try:
+        with pytest.raises(ClusterUnavailable, match="did not answer") as info:
+            cluster.services()
+        assert isinstance(info.value.__cause__, (HTTPError, OSError))
+    finally:
+        cluster.close()
+    with pytest.raises(ClusterUnavailable, match=r"kube context 'nope'.*--hft-cluster"):
+        KubernetesCluster(context="nope", namespace="hft", kubeconfig=kubeconfig)
+
+
+def test_resolve_in_pod_execs_getent(cluster: KubernetesCluster, emulator: Any) -> None:
+    # kmock speaks no websocket: the exec request must arrive, and the failure must be translated.
+    with pytest.raises(ClusterError):
+        cluster.resolve_in_pod("backend-1", "postgres")
+    (exec_request,) = [r for r in emulator.requests() if r.url.path.endswith("/exec")]
+    assert exec_request.url.path == "/api/v1/namespaces/hft/pods/backend-1/exec"
+    assert exec_request.url.query.getall("command") == ["getent", "ahosts", "postgres"]
+    assert exec_request.url.query["stdout"].lower() == "true"
+
+
+def test_parse_getent() -> None:
+    out = (
+        "10.96.0.12      STREAM postgres.hft.svc.cluster.local\n10.96.0.12      DGRAM\n10.96.0.13      RAW\n"
+    )
+    assert parse_getent(out) == ["10.96.0.12", "10.96.0.13"]
+    assert parse_getent("") == []
+
+
+def test_service_address_port_forwards_to_a_ready_pod(
+    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
+) -> None:
+    _seed(
+        emulator_thread,
+        "v1/services",
+        "backend",
+        {
+            "metadata": {"name": "backend"},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8000}]},
+        },
+    )
+    _seed(
+        emulator_thread,
+        "discovery.k8s.io/v1/endpointslices",
+        "backend-a",
+        _slice(
+            "backend", "backend-a", [{"addresses": ["10.0.0.6"], "targetRef": {"name": "backend-x2"}}], 8000
+        ),
+    )
+    address = cluster.service_address("backend", "http")
+    assert address.host == "127.0.0.1"
+    assert address.port > 0
+    assert address.extra == {"pod": "backend-x2", "remote_port": "8000"}
+    assert cluster.service_address("backend", 80) == address  # one forward per pod port
+    with socket.create_connection((address.host, address.port), timeout=5) as conn:
+        conn.settimeout(5)
+        assert conn.recv(1) == b""  # kmock cannot upgrade to a websocket: the forward closes
+    forwards = [r for r in emulator.requests() if r.url.path.endswith("/portforward")]
+    assert forwards
+    assert forwards[0].url.path == "/api/v1/namespaces/hft/pods/backend-x2/portforward"
+    assert forwards[0].url.query["ports"] == "8000"
+    with pytest.raises(ClusterError, match="no port 'grpc'"):
+        cluster.service_address("backend", "grpc")
+    cluster.close()
+    with (
+        pytest.raises(ConnectionRefusedError),
+        socket.create_connection((address.host, address.port), timeout=2),
+    ):
+        pass
