@@ -28,7 +28,10 @@ def evaluate(
 ) -> list[SloResult]:
     if not slos:
         return []
-    settled = client.wait_scraped_past(window.end, timeout_s=settle_timeout_s)
+    try:
+        settled = client.wait_scraped_past(window.end, timeout_s=settle_timeout_s)
+    except PromError:
+        settled = False  # each query below reports the failure as "no data" with the reason
     return [_one(slo, window, client, variables or {}, settled) for slo in slos]
 
 

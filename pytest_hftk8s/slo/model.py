@@ -3,7 +3,7 @@
 No I/O and no Prometheus here: :mod:`pytest_hftk8s.slo.prom` queries, this module judges.
 
 An SLO's ``expr`` may use placeholders that are filled per evaluation:
-``$window`` (the window length as a PromQL duration, e.g. ``12s``; kube-burner's
+``$window`` (the window length as a PromQL duration in ms, e.g. ``12000ms``; kube-burner's
 ``{{.elapsed}}`` is accepted as a synonym), ``$namespace`` and ``$offered_rate``.
 """
 
@@ -32,8 +32,9 @@ class Window:
 
     @property
     def promql_range(self) -> str:
-        # Whole seconds, rounded up so the range covers the window; at least 1s.
-        return f"{max(1, math.ceil(self.seconds))}s"
+        # Milliseconds, not whole seconds: rounding a 6.001 s window up to [7s] would dilute a rate
+        # by 1/7 with samples from before the window.
+        return f"{max(1, round(self.seconds * 1000))}ms"
 
     def as_dict(self) -> dict[str, float]:
         return {"start": self.start, "end": self.end, "seconds": self.seconds}
