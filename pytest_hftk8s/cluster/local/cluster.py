@@ -1,0 +1,521 @@
+"""LocalCluster: this machine as a one-node cluster behind the :class:`~pytest_hftk8s.cluster.base.Cluster` contract.
+
+Its job: take the rendered objects, give every pod a loopback address and a directory, materialise
+its volumes, plan its containers (:mod:`.images`), create their cgroups, and run one supervisor
+thread that ticks every pod (:mod:`.pod`), keeps cluster DNS (:mod:`.hosts`) and Prometheus' target
+files (:mod:`.promsd`) current, and records everything in the state file (:mod:`.state`) so teardown
+- or the next run's sweep - leaves nothing behind. It must not implement gates, load or SLOs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_hftk8s.cluster.base import (
+    ClusterEvent,
+    Endpoint,
+    KubeObject,
+    PodStatus,
+    ServiceAddress,
+    WorkloadStatus,
+)
+from pytest_hftk8s.cluster.local import cgroups, images, model, promsd
+from pytest_hftk8s.cluster.local.backoff import CrashBackoff
+from pytest_hftk8s.cluster.local.exporter import ContainerSample, MetricsExporter, MetricsSnapshot
+from pytest_hftk8s.cluster.local.hosts import ClusterDns, render_hosts
+from pytest_hftk8s.cluster.local.pod import Container, EventLog, Pod, RuntimeFiles
+from pytest_hftk8s.cluster.local.state import RunState, StateFile, clean, sweep
+from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
+
+log = logging.getLogger("pytest_hftk8s.local")
+NODE_NAME = "hftk8s-local"
+TICK_SECONDS = 0.05
+_BASE_ENV_KEYS = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ")
+
+
+class LocalCluster:
+    """The embedded default backend. Construct, ``apply(render(profile))``, gate, test, ``delete_all()``."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        state_dir: Path,
+        backoff_scale: float = 1.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        if os.geteuid() != 0:
+            raise ClusterUnavailable(
+                "expected to run as root (mount namespaces for cluster DNS, cgroups for limits); running as "
+                f"uid {os.geteuid()}. Run as root or use --hft-cluster=<kube context>."
+            )
+        self.namespace = namespace
+        self.state_dir = Path(state_dir)
+        self.backoff_scale = backoff_scale
+        self._progress = progress or (lambda _msg: None)
+        self.swept = sweep(self.state_dir)
+        for line in self.swept:
+            log.warning("local cluster: %s", line)
+        self.cgroup_support = cgroups.detect()
+        self.warnings: list[str] = []
+        if not self.cgroup_support.enforced:
+            self.warnings.append(
+                f"resources.limits are NOT enforced: no usable cgroup v2 or v1 ({self.cgroup_support.reason}); "
+                "CPU/memory SLOs and OOMKilled detection are meaningless in this session"
+            )
+            log.warning("local cluster: %s", self.warnings[-1])
+        self.run_id = secrets.token_hex(4)
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=f"hftk8s-{self.run_id}-"))
+        self.runtime_dir.chmod(0o711)  # postgres (unprivileged) must reach its data dir below
+        self._state = StateFile(self.state_dir, RunState.for_this_process(self.run_id, self.runtime_dir))
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self.events_log = EventLog()
+        self._pods: list[Pod] = []
+        self._services: list[model.ServiceSpec] = []
+        self._sd_files: list[promsd.SdFile] = []
+        self._recorded: set[int] = set()
+        self._ready_seen: dict[str, bool] = {}
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hft-probe")
+        self._deleted = False
+        self.exporter = MetricsExporter(self._metrics_snapshot)
+        self.dns = ClusterDns(self.runtime_dir / "etc")
+        self._files = RuntimeFiles(hosts=self.dns.hosts, resolv=self.dns.resolv)
+        atexit.register(self.delete_all)
+
+    @property
+    def limits_enforced(self) -> bool:
+        return self.cgroup_support.enforced
+
+    # -- deploy ---------------------------------------------------------------------------------
+
+    def apply(self, objects: Sequence[KubeObject]) -> None:
+        """Create every pod of the rendered Deployments/StatefulSets and start them (returns at once)."""
+        with self._lock:
+            if self._deleted:
+                raise ClusterError("this LocalCluster was deleted; create a new one to deploy again")
+            if self._pods:
+                raise ClusterError(
+                    "expected one apply per LocalCluster; the platform is already deployed. "
+                    "Call delete_all() and create a new LocalCluster to redeploy."
+                )
+            templates = model.pod_templates(objects, namespace=self.namespace)
+            self._services = model.services(objects, namespace=self.namespace)
+            configmaps, secrets_ = model.config_data(objects)
+            host_octet = 2
+            for tmpl in templates:
+                previous: Pod | None = None
+                for pod_name in tmpl.pod_names():
+                    if host_octet > 254:
+                        raise ClusterError(
+                            f"more than 253 pods do not fit the pod subnet 127.0.{self.exporter.subnet}.0/24"
+                        )
+                    ip = f"127.0.{self.exporter.subnet}.{host_octet}"
+                    host_octet += 1
+                    pod = self._create_pod(tmpl, pod_name, ip, configmaps=configmaps, secrets=secrets_)
+                    if tmpl.kind == "StatefulSet":
+                        pod.waits_for, previous = previous, pod
+                    self._pods.append(pod)
+            self._state.save()
+            self._refresh_discovery()
+            self._progress(f"deploying {len(self._pods)} pods on 127.0.{self.exporter.subnet}.0/24")
+            self._thread = threading.Thread(target=self._supervise, name="hft-local-supervisor", daemon=True)
+            self._thread.start()
+
+    def _create_pod(
+        self,
+        tmpl: model.PodTemplate,
+        name: str,
+        ip: str,
+        *,
+        configmaps: Mapping[str, Mapping[str, str]],
+        secrets: Mapping[str, Mapping[str, str]],
+    ) -> Pod:
+        directory = self.runtime_dir / "pods" / name
+        directory.mkdir(parents=True)
+        for d in (self.runtime_dir / "pods", directory):
+            d.chmod(0o711)
+        pod = Pod(name=name, template=tmpl, ip=ip, directory=directory, events=self.events_log)
+        volume_dirs = {
+            vol: self._materialise(directory, spec, configmaps=configmaps, secrets=secrets)
+            for vol, spec in tmpl.volumes.items()
+        }
+        fields = {
+            "metadata.name": name, "metadata.namespace": tmpl.namespace, "status.podIP": ip, "status.podIPs": ip,
+            "status.hostIP": ip, "spec.nodeName": NODE_NAME, "metadata.uid": f"local-{name}",
+            **{f"labels/{k}": v for k, v in tmpl.labels.items()},
+            **{f"annotations/{k}": v for k, v in tmpl.annotations.items()},
+        }  # fmt: skip
+        base_env = {k: os.environ[k] for k in _BASE_ENV_KEYS if k in os.environ}
+        base_env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        base_env["HOME"] = "/root"
+        for spec in tmpl.containers:
+            env = model.resolve_env(spec, pod_fields=fields, configmaps=configmaps, secrets=secrets)
+            ctx = images.LaunchContext(pod_name=name, pod_ip=ip, pod_dir=directory, env=env)
+            for mount in spec.mounts:
+                if mount.name not in volume_dirs:
+                    raise ClusterError(
+                        f"container {spec.name} of {name} mounts unknown volume {mount.name!r}"
+                    )
+                host = volume_dirs[mount.name] / mount.sub_path if mount.sub_path else volume_dirs[mount.name]
+                if Path(mount.mount_path).exists():
+                    ctx.binds.append((host, mount.mount_path))
+                else:
+                    ctx.rewrites.append((mount.mount_path, host))
+            plan = images.plan(spec, ctx, base_env=base_env)
+            self._sd_files += plan.prometheus_sd
+            cgroup = None
+            if self.cgroup_support.enforced:
+                cgroup = cgroups.ContainerCgroup(
+                    self.cgroup_support, run_dir_name=f"hft-{self.run_id}", name=f"{name}_{spec.name}"
+                )
+                for run_dir in cgroup.run_dirs():
+                    if str(run_dir) not in self._state.state.cgroup_dirs:
+                        self._state.state.cgroup_dirs.append(str(run_dir))
+                self._state.save()
+                cgroup.create(cpu_millis=spec.cpu_limit_millis, memory_bytes=spec.memory_limit_bytes)
+            pod.containers.append(
+                Container(
+                    spec=spec, pod=pod, plan=plan, cgroup=cgroup, backoff=CrashBackoff(self.backoff_scale)
+                )
+            )
+        return pod
+
+    @staticmethod
+    def _materialise(
+        pod_dir: Path,
+        volume: Mapping[str, Any],
+        *,
+        configmaps: Mapping[str, Mapping[str, str]],
+        secrets: Mapping[str, Mapping[str, str]],
+    ) -> Path:
+        target = pod_dir / "volumes" / volume["name"]
+        target.mkdir(parents=True)
+        for d in (target.parent, target):
+            d.chmod(0o711)
+        source = None
+        if "configMap" in volume:
+            source, ref = configmaps.get(volume["configMap"]["name"]), volume["configMap"]
+        elif "secret" in volume:
+            source, ref = secrets.get(volume["secret"]["secretName"]), volume["secret"]
+        elif "hostPath" in volume:
+            return Path(volume["hostPath"]["path"])
+        else:
+            return target  # emptyDir, volumeClaimTemplates, persistentVolumeClaim: a fresh directory
+        if source is None:
+            raise ClusterError(
+                f"volume {volume['name']} refers to a ConfigMap/Secret the manifests do not contain: {ref}"
+            )
+        items = ref.get("items") or [{"key": k, "path": k} for k in source]
+        for item in items:
+            (target / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+            (target / item["path"]).write_text(source[item["key"]])
+        return target
+
+    # -- supervision ----------------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self._lock:
+                    now = time.monotonic()
+                    for pod in self._pods:
+                        pod.tick(now, self._files, self._pool, self._lock, self._progress)
+                    self._after_tick()
+            except Exception:  # keep supervising; the failure is visible in the log and in pod status
+                log.exception("local cluster supervisor tick failed")
+            self._stop.wait(TICK_SECONDS)
+
+    def _after_tick(self) -> None:
+        for c in self._containers():
+            if c.proc is not None and c.proc.pid not in self._recorded:
+                self._recorded.add(c.proc.pid)
+                self._state.add_process(c.proc.pid, c.proc.start_time)
+        ready = {p.name: p.ready for p in self._pods}
+        if ready != self._ready_seen:
+            for name, is_ready in ready.items():
+                if self._ready_seen.get(name, False) != is_ready:
+                    self._progress(f"pod {name}: {'ready' if is_ready else 'not ready'}")
+            self._ready_seen = ready
+            self._refresh_discovery()
+
+    def _containers(self) -> list[Container]:
+        return [c for p in self._pods for c in p.containers]
+
+    def _service_pods(self, svc: model.ServiceSpec) -> list[Pod]:
+        return [
+            p
+            for p in self._pods
+            if svc.selector and all(p.template.labels.get(k) == v for k, v in svc.selector.items())
+        ]
+
+    def _refresh_discovery(self) -> None:
+        """Rewrite cluster DNS and Prometheus' target files from the current pod states."""
+        pods = []
+        for p in self._pods:
+            aliases = (
+                [
+                    f"{p.name}.{p.template.service_name}.{p.template.namespace}.svc.cluster.local",
+                    f"{p.name}.{p.template.service_name}",
+                ]
+                if p.template.service_name
+                else []
+            )
+            pods.append((p.name, p.ip, aliases))
+        services = {}
+        for svc in self._services:
+            members = self._service_pods(svc)
+            ready = [p.ip for p in members if p.ready or svc.publish_not_ready]
+            services[svc.name] = ready or ([] if svc.headless else [p.ip for p in members])
+        self.dns.write(render_hosts(pods=pods, services=services, namespace=self.namespace))
+        if self._sd_files:
+            promsd.write(self._sd_files, self._discovery())
+
+    def _discovery(self) -> promsd.Discovery:
+        sd_pods = tuple(
+            promsd.SdPod(
+                name=p.name, namespace=p.template.namespace, ip=p.ip, ready=p.ready, phase=p.phase, node=NODE_NAME,
+                controller_kind="StatefulSet" if p.template.kind == "StatefulSet" else "ReplicaSet",
+                controller_name=p.template.workload if p.template.kind == "StatefulSet" else f"{p.template.workload}-{p.template.template_hash}",
+                labels=p.template.labels, annotations=p.template.annotations,
+                containers=tuple(promsd.SdContainer(c.spec.name, c.spec.image, tuple((x.name, x.port, x.protocol) for x in c.spec.ports)) for c in p.containers),
+            )
+            for p in self._pods
+        )  # fmt: skip
+        endpoints = [
+            promsd.SdEndpoint(
+                svc.name,
+                svc.namespace,
+                e.port_name,
+                e.port,
+                e.address,
+                e.ready,
+                pod=e.pod,
+                service_labels=svc.labels,
+            )
+            for svc in self._services
+            for e in self._endpoint_rows(svc)
+        ]
+        host, port = self.exporter.address.rsplit(":", 1)
+        endpoints.append(
+            promsd.SdEndpoint("kube-state-metrics", "kube-system", "http-metrics", int(port), host, True)
+        )
+        return promsd.Discovery(
+            pods=sd_pods, endpoints=tuple(endpoints), nodes=(promsd.SdNode(NODE_NAME, self.exporter.address),)
+        )
+
+    def _endpoint_rows(self, svc: model.ServiceSpec) -> list[_EndpointRow]:
+        rows = []
+        for pod in self._service_pods(svc):
+            for sp in svc.ports:
+                number = None
+                for c in pod.containers:
+                    try:
+                        number = c.spec.port_number(sp.target_port)
+                        break
+                    except Exception:
+                        continue
+                if number is not None:
+                    rows.append(_EndpointRow(pod.name, pod.ip, number, pod.ready, sp.name))
+        return rows
+
+    def _metrics_snapshot(self) -> MetricsSnapshot:
+        with self._lock:
+            return MetricsSnapshot(
+                namespace=self.namespace,
+                node=NODE_NAME,
+                pods=tuple(p.status() for p in self._pods),
+                workloads=tuple(self.workloads()),
+                containers=tuple(
+                    ContainerSample(p.name, c.spec.name, c.spec.image, c.cgroup)
+                    for p in self._pods
+                    for c in p.containers
+                ),
+            )
+
+    # -- the Cluster contract -------------------------------------------------------------------
+
+    def workloads(self) -> list[WorkloadStatus]:
+        with self._lock:
+            seen: dict[tuple[str, str], list[Pod]] = {}
+            for p in self._pods:
+                seen.setdefault((p.template.kind, p.template.workload), []).append(p)
+            return [
+                WorkloadStatus(
+                    kind,
+                    name,
+                    desired=len(pods),
+                    ready=sum(p.ready for p in pods),
+                    available=sum(p.ready for p in pods),
+                )
+                for (kind, name), pods in seen.items()
+            ]
+
+    def pods(self) -> list[PodStatus]:
+        with self._lock:
+            return [p.status() for p in self._pods]
+
+    def services(self) -> list[str]:
+        with self._lock:
+            return [s.name for s in self._services]
+
+    def endpoints(self, service: str) -> list[Endpoint]:
+        with self._lock:
+            svc = self._service(service)
+            return [Endpoint(r.pod, r.address, r.port, r.ready) for r in self._endpoint_rows(svc)]
+
+    def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
+        with self._lock:
+            target = self._pod(pod)
+            pid = next(
+                (c.proc.pid for c in target.containers if c.proc is not None and c.state == "running"), None
+            )
+        if pid is None:
+            raise ClusterError(
+                f"pod {pod} has no running container to resolve {hostname!r} in; wait until it runs"
+            )
+        try:
+            done = subprocess.run(
+                ["nsenter", "-m", "-u", "-t", str(pid), "getent", "ahosts", hostname],
+                capture_output=True, text=True, timeout=5, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as e:
+            raise ClusterError(f"resolving {hostname!r} in pod {pod} took over 5s") from e
+        addresses: list[str] = []
+        for line in done.stdout.splitlines():
+            address = line.split()[0]
+            if address not in addresses:
+                addresses.append(address)
+        return addresses
+
+    def service_address(self, service: str, port: int | str) -> ServiceAddress:
+        with self._lock:
+            svc = self._service(service)
+            sp = next(
+                (p for p in svc.ports if p.port == port or p.name == port or str(p.port) == str(port)), None
+            )
+            if sp is None:
+                raise ClusterError(
+                    f"service {service} has no port {port!r}; it has {[(p.name, p.port) for p in svc.ports]}"
+                )
+            rows = [r for r in self._endpoint_rows(svc) if r.port_name == sp.name]
+            if not rows:
+                raise ClusterError(
+                    f"service {service} selects no pods; check its selector {dict(svc.selector)}"
+                )
+            row = next((r for r in rows if r.ready), rows[0])
+            return ServiceAddress(row.address, row.port, {"pod": row.pod, "ready": str(row.ready).lower()})
+
+    def pod_logs(self, pod: str, *, container: str | None = None, tail: int = 200) -> str:
+        with self._lock:
+            target = self._pod(pod)
+            chosen = next((c for c in target.containers if container in (None, c.spec.name)), None)
+            if chosen is None:
+                raise ClusterError(f"pod {pod} has no container {container!r}")
+            path = chosen.log_path
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return ""
+        return "\n".join(lines[-tail:])
+
+    def events(self) -> list[ClusterEvent]:
+        return self.events_log.list()
+
+    def close(self) -> None:
+        """Nothing to release: the local cluster holds no client connections (pods keep running)."""
+
+    # -- local extras for chaos and the failure bundle -----------------------------------------
+
+    def container_pids(self, pod: str) -> dict[str, int]:
+        """container name -> main pid of the running instance."""
+        with self._lock:
+            return {
+                c.spec.name: c.proc.pid
+                for c in self._pod(pod).containers
+                if c.proc is not None and c.state == "running"
+            }
+
+    def container_cgroup(self, pod: str, container: str) -> cgroups.ContainerCgroup | None:
+        with self._lock:
+            return next((c.cgroup for c in self._pod(pod).containers if c.spec.name == container), None)
+
+    def _pod(self, name: str) -> Pod:
+        for p in self._pods:
+            if p.name == name:
+                return p
+        raise ClusterError(f"no pod {name!r}; pods are {[p.name for p in self._pods]}")
+
+    def _service(self, name: str) -> model.ServiceSpec:
+        for s in self._services:
+            if s.name == name:
+                return s
+        raise ClusterError(f"no service {name!r}; services are {[s.name for s in self._services]}")
+
+    # -- teardown -------------------------------------------------------------------------------
+
+    def delete_all(self, *, grace_cap: float = 5.0) -> None:
+        """Stop every container (stop signal, then SIGKILL), remove cgroups, data and the state file."""
+        with self._lock:
+            if self._deleted:
+                return
+            self._deleted = True
+        atexit.unregister(self.delete_all)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with self._lock:
+            now = time.monotonic()
+            running = [c for c in self._containers() if c.proc is not None and c.proc.poll() is None]
+            grace = min([grace_cap, *(c.pod.template.grace_seconds for c in running)]) if running else 0.0
+            for c in running:
+                c.proc.signal_group(c.plan.stop_signal)  # type: ignore[union-attr]
+        deadline = now + grace
+        while time.monotonic() < deadline and any(c.proc.poll() is None for c in running):  # type: ignore[union-attr]
+            time.sleep(0.05)
+        for c in running:
+            c.proc.kill(c.cgroup)  # type: ignore[union-attr]
+            if c.proc is not None:
+                try:
+                    c.proc.popen.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    log.warning("local cluster: pid %s did not die after SIGKILL", c.proc.pid)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.exporter.close()
+        problems = clean(self._state.state)
+        if problems:
+            log.warning("local cluster teardown left: %s", problems)
+            self.warnings.append(f"teardown could not remove: {problems}")
+        else:
+            self._state.remove()
+        self._progress("local cluster deleted")
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.delete_all()
+
+
+@dataclass(frozen=True)
+class _EndpointRow:
+    pod: str
+    address: str
+    port: int
+    ready: bool
+    port_name: str
