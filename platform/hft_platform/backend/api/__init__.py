@@ -1,0 +1,1 @@
+"""HTTP routes of the backend, grouped by resource, and the router that joins them."""

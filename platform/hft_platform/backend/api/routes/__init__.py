@@ -1,0 +1,1 @@
+"""One module per resource; each translates service results and errors into HTTP."""

@@ -1,0 +1,227 @@
+"""Client side of the engine wire protocol: one persistent, pipelined connection per shard.
+
+Requests made during one event-loop tick are packed into one frame and written once; replies are
+matched to waiting futures by ``req_id``. If the connection drops, every waiting request fails with
+:class:`Unavailable` (its outcome is unknown to the caller, so it must retry with the same
+client_order_id) and the client reconnects in the background with capped backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import orjson
+
+from hft_platform import wire
+from hft_platform.backend.services.errors import Unavailable
+from hft_platform.domain import Ack
+from hft_platform.settings import Shard
+
+log = logging.getLogger(__name__)
+
+REQUEST_TIMEOUT_S = 10.0
+_REQ_MASK = 0xFFFFFFFF
+
+
+class ShardClient(asyncio.Protocol):
+    """Connection to one engine shard. Also the asyncio protocol of that connection."""
+
+    def __init__(self, shard: Shard, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.shard = shard
+        self._timeout_s = timeout_s
+        self._transport: asyncio.Transport | None = None
+        self._reader = wire.FrameReader()
+        self._pending: dict[int, tuple[asyncio.Future, float]] = {}
+        self._orders: list[bytes] = []
+        self._cancels: list[bytes] = []
+        self._flush_scheduled = False
+        self._next_req = 0
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._connected = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._tasks = [asyncio.create_task(self._keep_connected()), asyncio.create_task(self._sweep())]
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._transport is not None:
+            self._transport.close()
+        self._fail_all("backend shutting down")
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None and not self._transport.is_closing()
+
+    async def _keep_connected(self) -> None:
+        assert self._loop is not None
+        delay = 0.05
+        while not self._closed:
+            if not self.connected:
+                try:
+                    await self._loop.create_connection(lambda: self, self.shard.host, self.shard.port)
+                    delay = 0.05
+                except OSError as e:
+                    log.info(
+                        "engine shard %s not reachable (%s); retrying in %.2fs", self.shard.address, e, delay
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+            self._connected.clear()
+            await self._connected.wait()  # set again by connection_lost
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            deadline = time.monotonic() - self._timeout_s
+            for req_id, (fut, sent) in list(self._pending.items()):
+                if sent < deadline:
+                    del self._pending[req_id]
+                    if not fut.done():
+                        fut.set_exception(
+                            Unavailable(self._unavailable(f"no reply in {self._timeout_s:.0f}s"))
+                        )
+
+    # -- asyncio.Protocol ------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        self._reader = wire.FrameReader()
+        log.info("connected to engine shard %s", self.shard.address)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        self._orders.clear()
+        self._cancels.clear()
+        self._fail_all("connection lost")
+        self._connected.set()
+
+    def data_received(self, data: bytes) -> None:
+        pending = self._pending
+        try:
+            frames = self._reader.feed(data)
+        except wire.FrameError as e:
+            log.error("bad frame from engine shard %s: %s", self.shard.address, e)
+            if self._transport is not None:
+                self._transport.close()
+            return
+        for frame in frames:
+            if frame.kind == wire.T_ACKS:
+                for rec in wire.ACK_REC.iter_unpack(frame.body):
+                    entry = pending.pop(rec[0], None)
+                    if entry is not None and not entry[0].done():
+                        entry[0].set_result(rec)
+            elif frame.kind == wire.T_CONTROL_REPLY:
+                body = orjson.loads(frame.body)
+                entry = pending.pop(body.get("req_id"), None)
+                if entry is not None and not entry[0].done():
+                    entry[0].set_result(body)
+
+    # -- requests ----------------------------------------------------------------------------
+    async def submit(
+        self, *, user_id: int, client_order_id: str, symbol: str, side: int, kind: int, price: int, qty: int
+    ) -> Ack:
+        req_id, fut = self._register()
+        self._orders.append(
+            wire.ORDER_REC.pack(
+                req_id, user_id, price, qty, side, kind, symbol.encode(), client_order_id.encode()
+            )
+        )
+        self._schedule_flush()
+        _, status, state, dup, order_id, filled, resting = await fut
+        return Ack(order_id, status, state, filled, resting, bool(dup))
+
+    async def cancel(self, *, user_id: int, order_id: int, symbol: str) -> Ack:
+        req_id, fut = self._register()
+        self._cancels.append(wire.CANCEL_REC.pack(req_id, user_id, order_id, symbol.encode()))
+        self._schedule_flush()
+        _, status, state, dup, order_id, filled, resting = await fut
+        return Ack(order_id, status, state, filled, resting, bool(dup))
+
+    async def control(self, op: str, **fields: object) -> dict:
+        req_id, fut = self._register()
+        assert self._transport is not None
+        self._transport.write(
+            wire.encode(wire.T_CONTROL, orjson.dumps({"req_id": req_id, "op": op, **fields}))
+        )
+        return await fut
+
+    def _register(self) -> tuple[int, asyncio.Future]:
+        if self._transport is None or self._transport.is_closing():
+            raise Unavailable(self._unavailable("not connected"))
+        self._next_req = req_id = (self._next_req + 1) & _REQ_MASK
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        self._pending[req_id] = (fut, time.monotonic())
+        return req_id, fut
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        transport = self._transport
+        if transport is None:
+            return
+        if self._orders:
+            transport.write(wire.encode(wire.T_ORDERS, b"".join(self._orders)))
+            self._orders.clear()
+        if self._cancels:
+            transport.write(wire.encode(wire.T_CANCELS, b"".join(self._cancels)))
+            self._cancels.clear()
+
+    def _fail_all(self, why: str) -> None:
+        pending, self._pending = self._pending, {}
+        for fut, _ in pending.values():
+            if not fut.done():
+                fut.set_exception(Unavailable(self._unavailable(why)))
+
+    def _unavailable(self, why: str) -> str:
+        return (
+            f"engine shard {self.shard.address} unavailable ({why}); the order may or may not have been "
+            "accepted: retry with the same client_order_id"
+        )
+
+
+class EngineRouter:
+    """Routes by symbol to the shard that owns it (HFT_ENGINE_SHARDS)."""
+
+    def __init__(self, shards: tuple[Shard, ...]) -> None:
+        self.clients = [ShardClient(shard) for shard in shards]
+        self._by_symbol = {sym: c for c in self.clients for sym in c.shard.symbols}
+
+    def start(self) -> None:
+        for client in self.clients:
+            client.start()
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+    def for_symbol(self, symbol: str) -> ShardClient | None:
+        return self._by_symbol.get(symbol)
+
+    async def ping_all(self, *, timeout_s: float) -> dict[str, bool]:
+        async def one(client: ShardClient) -> bool:
+            try:
+                reply = await asyncio.wait_for(client.control("ping"), timeout=timeout_s)
+            except (Unavailable, TimeoutError):
+                return False
+            return bool(reply.get("ok"))
+
+        results = await asyncio.gather(*(one(c) for c in self.clients))
+        return {c.shard.address: ok for c, ok in zip(self.clients, results, strict=True)}

@@ -1,0 +1,135 @@
+"""The one settings object of the platform, read from ``HFT_*`` environment variables only.
+
+Both processes (backend and engine service) read the same variables; each uses the ones it needs.
+This module parses and validates; it opens no connections and starts nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,TSLA,NVDA,META,NFLX"
+
+
+class SettingsError(ValueError):
+    """An ``HFT_*`` variable has a value the platform cannot use."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One engine shard in the backend's routing table: where it listens and what it owns."""
+
+    host: str
+    port: int
+    symbols: tuple[str, ...]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind_host: str = "0.0.0.0"
+    http_port: int = 8000
+    engine_port: int = 9000
+    metrics_port: int = 9100
+    db_host: str = "postgres"
+    db_port: int = 5432
+    db_name: str = "hft"
+    db_user: str = "hft"
+    db_password: str = ""
+    redis_url: str = "redis://redis:6379/0"
+    symbols: tuple[str, ...] = tuple(DEFAULT_SYMBOLS.split(","))
+    shards: tuple[Shard, ...] = field(default_factory=tuple)
+    shard_name: str = "engine"
+    rate_limit: int = 1000
+    echo: bool = False
+    max_body_bytes: int = 4096
+    group_max_orders: int = 2048
+    db_pool_size: int = 4
+
+    @property
+    def db_dsn(self) -> str:
+        auth = self.db_user + (f":{self.db_password}" if self.db_password else "")
+        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+
+    def shard_for(self, symbol: str) -> Shard | None:
+        for shard in self.shards:
+            if symbol in shard.symbols:
+                return shard
+        return None
+
+    @property
+    def routed_symbols(self) -> tuple[str, ...]:
+        return tuple(sym for shard in self.shards for sym in shard.symbols)
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    symbols = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    if not symbols:
+        raise SettingsError(f"expected a comma list of symbols, saw {text!r}; set HFT_SYMBOLS=AAPL,MSFT")
+    return symbols
+
+
+def parse_shards(text: str, *, default_symbols: tuple[str, ...]) -> tuple[Shard, ...]:
+    """Parse ``host:port=SYM,SYM;host:port=SYM``; a lone ``host:port`` owns every symbol."""
+    shards: list[Shard] = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        address, _, syms = part.partition("=")
+        host, _, port = address.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise SettingsError(
+                f"expected host:port[=SYM,...] in HFT_ENGINE_SHARDS, saw {part!r}; e.g. engine:9000=AAPL,MSFT"
+            )
+        symbols = parse_symbols(syms) if syms.strip() else default_symbols
+        shards.append(Shard(host=host, port=int(port), symbols=symbols))
+    seen: set[str] = set()
+    for shard in shards:
+        dup = seen.intersection(shard.symbols)
+        if dup:
+            raise SettingsError(
+                f"expected each symbol on one shard, saw {sorted(dup)} twice in HFT_ENGINE_SHARDS"
+            )
+        seen.update(shard.symbols)
+    return tuple(shards)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise SettingsError(f"expected an integer in {name}, saw {raw!r}") from e
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from ``env`` (default: ``os.environ``)."""
+    env = os.environ if env is None else env
+    symbols = parse_symbols(env.get("HFT_SYMBOLS", DEFAULT_SYMBOLS))
+    return Settings(
+        bind_host=env.get("HFT_BIND_HOST", "0.0.0.0"),
+        http_port=_int(env, "HFT_HTTP_PORT", 8000),
+        engine_port=_int(env, "HFT_ENGINE_PORT", 9000),
+        metrics_port=_int(env, "HFT_METRICS_PORT", 9100),
+        db_host=env.get("HFT_DB_HOST", "postgres"),
+        db_port=_int(env, "HFT_DB_PORT", 5432),
+        db_name=env.get("HFT_DB_NAME", "hft"),
+        db_user=env.get("HFT_DB_USER", "hft"),
+        db_password=env.get("HFT_DB_PASSWORD", ""),
+        redis_url=env.get("HFT_REDIS_URL", "redis://redis:6379/0"),
+        symbols=symbols,
+        shards=parse_shards(env.get("HFT_ENGINE_SHARDS", "engine:9000"), default_symbols=symbols),
+        shard_name=env.get("HFT_SHARD", "engine"),
+        rate_limit=_int(env, "HFT_RATE_LIMIT", 1000),
+        echo=env.get("HFT_ECHO", "") in ("1", "true", "yes"),
+        max_body_bytes=_int(env, "HFT_MAX_BODY_BYTES", 4096),
+        group_max_orders=_int(env, "HFT_GROUP_MAX_ORDERS", 2048),
+        db_pool_size=_int(env, "HFT_DB_POOL_SIZE", 4),
+    )
