@@ -74,6 +74,10 @@ def main(argv: list[str]) -> None:
     pgdata = Path(os.environ.get("PGDATA", "/var/lib/postgresql/data"))
     entry = pwd.getpwnam(USER)
     if os.geteuid() == 0:
+        run = Path("/var/run/postgresql")  # the pod's private socket directory, as in the image
+        if run.is_dir():
+            os.chown(run, entry.pw_uid, entry.pw_gid)
+            run.chmod(0o3777)
         pgdata.mkdir(parents=True, exist_ok=True)
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
         pgdata.chmod(0o700)
