@@ -1,19 +1,136 @@
 """pytest entry point (``pytest11: hftk8s``): wiring only.
 
-Registers the ``hftk8s`` option group. It must stay inert: no deploy, no cluster connection and no
-subprocess at import or configure time; all work happens when a test requests a fixture.
+Options and ini keys (:mod:`.options`), hookspecs (:mod:`.hookspecs`), markers, the report header
+and short fixtures that call plain functions. It must stay inert: no deploy, no cluster connection,
+no subprocess and no heavy imports at import or configure time. The stateful
+:class:`~pytest_hftk8s.runtime.HftRuntime` is registered in ``pytest_configure`` only when a cluster
+was selected; all work happens when a test requests a fixture.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+from pytest_hftk8s import options
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.cluster.base import Cluster
+    from pytest_hftk8s.load.driver import LoadDriver
+    from pytest_hftk8s.runtime import HftRuntime, SloChecker
+    from pytest_hftk8s.session import Platform
+    from pytest_hftk8s.slo.prom import PromClient
+
+settings_key = pytest.StashKey[options.HftSettings]()
+runtime_key = pytest.StashKey["HftRuntime"]()
+started_key = pytest.StashKey[float]()
+
+MARKERS = (
+    "hft_slo(name_or_slo..., **kwargs): SLOs evaluated from Prometheus over this test's window "
+    "(a built-in name with parameters, or name=, expr=, comparator=, threshold=)",
+    "hft_chaos(kind, **kwargs): this test injects chaos (recorded in the report)",
+    "hft_load(**kwargs): this test drives load against the platform",
+    "resilience: a resilience test (chaos under load); select with -m resilience",
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("hftk8s", "HFT platform on Kubernetes: deploy, gate, load, chaos, SLOs")
-    group.addoption(
-        "--hft-cluster",
-        dest="hft_cluster",
-        default=None,
-        help="cluster to run against: 'local' (embedded one-node cluster) or a kube context name",
-    )
+    options.add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_hftk8s import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    config.stash[started_key] = time.time()
+    settings = options.resolve(config)
+    config.stash[settings_key] = settings
+    if settings.active:
+        from pytest_hftk8s.runtime import HftRuntime
+
+        runtime = HftRuntime(config, settings, started=config.stash[started_key])
+        config.stash[runtime_key] = runtime
+        config.pluginmanager.register(runtime, "hftk8s-runtime")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    settings = config.stash.get(settings_key, None)
+    if settings is None or not settings.active:
+        return None
+    from pytest_hftk8s.cluster.select import CONTEXT_ALIASES
+
+    cluster = settings.cluster or ""
+    context = "embedded one-node cluster" if cluster == "local" else CONTEXT_ALIASES.get(cluster, cluster)
+    return [
+        f"hftk8s: cluster={cluster} context={context} profile={settings.profile} "
+        f"namespace={settings.namespace} report={settings.report_dir}"
+    ]
+
+
+def _runtime(request: pytest.FixtureRequest) -> HftRuntime:
+    runtime = request.config.stash.get(runtime_key, None)
+    if runtime is None:
+        pytest.skip("needs a cluster: run with --hft-cluster=local (or a kube context), or set HFT_CLUSTER")
+    return runtime
+
+
+@pytest.fixture(scope="session")
+def hft_platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """The platform, deployed from the manifests once per session and gated until it serves.
+
+    Shared by xdist workers through a file lock; torn down when the last worker is out (unless
+    ``--hft-keep``), also on Ctrl-C. Skips without ``--hft-cluster``.
+    """
+    yield from _runtime(request).acquire_platform(tmp_path_factory)
+
+
+@pytest.fixture
+def hft_cluster(hft_platform: Platform) -> Cluster:
+    """The :class:`~pytest_hftk8s.cluster.base.Cluster` the platform runs on."""
+    if hft_platform.cluster is None:
+        pytest.skip("this xdist worker attached to a local cluster another worker owns; run chaos without -n")
+    return hft_platform.cluster
+
+
+@pytest.fixture
+def hft_load(request: pytest.FixtureRequest, hft_platform: Platform) -> LoadDriver:
+    """Load runs against nginx: ``with hft_load.constant_rate(rate=..., duration=...) as run``."""
+    from pytest_hftk8s.runtime import load_driver
+
+    return load_driver(_runtime(request), request.node)
+
+
+@pytest.fixture
+def hft_prom(hft_platform: Platform) -> Iterator[PromClient]:
+    """A Prometheus client bound to the platform's Prometheus (or ``--hft-prometheus-url``)."""
+    from pytest_hftk8s.slo.prom import PromClient
+
+    client = PromClient(hft_platform.prometheus_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def hft_slo(request: pytest.FixtureRequest, hft_platform: Platform) -> SloChecker:
+    """Evaluate and assert SLOs over this test's window: ``hft_slo.check(hft_slo.builtin.throughput())``."""
+    from pytest_hftk8s.runtime import SloChecker
+
+    return SloChecker(_runtime(request), request.node)
+
+
+def record_chaos(request: Any, entry: Any) -> None:
+    """Add a chaos entry (dict or text) to the current test's report."""
+    from pytest_hftk8s.runtime import state_of
+
+    state_of(request.node).chaos.append(entry)
