@@ -153,6 +153,10 @@ class PyEngine {
       throw py::value_error(
           "submit_batch expects a C-contiguous array, got a strided view; pass np.ascontiguousarray(a)");
     }
+    if (reinterpret_cast<std::uintptr_t>(orders.data()) % alignof(OrderRow) != 0) {
+      throw py::value_error("submit_batch expects an 8-byte aligned array, got an unaligned buffer; "
+                            "pass a copy: np.array(a, dtype=hft_engine.ORDER_DTYPE)");
+    }
   }
 
   Engine engine_;
@@ -191,6 +195,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("RESULT_DTYPE") = py::dtype::of<hft::ResultRow>();
   m.attr("FILL_DTYPE") = py::dtype::of<hft::FillRow>();
   m.attr("MAX_PRICE_LIMIT") = hft::kMaxPriceLimit;
+  m.attr("MAX_QUANTITY") = hft::kMaxQuantity;
   m.attr("DEFAULT_MAX_ORDERS") = hft::Engine::kDefaultMaxOrders;
 
   py::class_<hft::PyEngine>(m, "Engine")

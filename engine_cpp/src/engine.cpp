@@ -37,7 +37,7 @@ SubmitResult Engine::submit(const OrderRequest& request, FillListener& listener)
     return {Status::InvalidType, 0, 0};
   }
   if (!is_valid(request.side)) return {Status::InvalidSide, 0, 0};
-  if (request.qty <= 0) return {Status::InvalidQty, 0, 0};
+  if (request.qty <= 0 || request.qty > kMaxQuantity) return {Status::InvalidQty, 0, 0};
   OrderBook& book = *books_[static_cast<std::size_t>(request.symbol)];
   const bool market = request.type == OrderType::Market;
   if (!market && (request.price <= 0 || request.price > book.max_price())) {

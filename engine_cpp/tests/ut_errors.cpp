@@ -30,9 +30,12 @@ TEST_CASE("invalid quantity", "[errors]") {
   CHECK(f.submit(1, Side::Buy, OrderType::Limit, 10, 0) == Status::InvalidQty);
   CHECK(f.submit(1, Side::Buy, OrderType::Limit, 10, -5) == Status::InvalidQty);
   CHECK(f.submit(1, Side::Buy, OrderType::Market, 0, 0) == Status::InvalidQty);
+  CHECK(f.submit(1, Side::Buy, OrderType::Limit, 10, kMaxQuantity + 1) == Status::InvalidQty);
+  CHECK(f.submit(1, Side::Buy, OrderType::Market, 0, std::numeric_limits<Quantity>::max()) == Status::InvalidQty);
+  CHECK(f.submit(1, Side::Buy, OrderType::Limit, 10, kMaxQuantity) == Status::Ok);
   CHECK(f.submit(1, Side::Buy, OrderType::Ioc, 10, std::numeric_limits<Quantity>::min()) ==
         Status::InvalidQty);
-  CHECK(f.engine.live_orders() == 0);
+  CHECK(f.engine.live_orders() == 1);
 }
 
 TEST_CASE("invalid price for limit and IOC, ignored for market", "[errors]") {

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 OK, INVALID_QTY, INVALID_PRICE, DUPLICATE_ID, UNKNOWN_ORDER, UNKNOWN_SYMBOL = 0, 1, 2, 3, 4, 5
 INVALID_SIDE, INVALID_TYPE, CAPACITY = 6, 7, 8
 BUY, SELL = 0, 1
+MAX_QUANTITY = 2**32 - 1
 LIMIT, MARKET, IOC = 0, 1, 2
 
 Fill = tuple[int, int, int, int]
@@ -70,7 +71,7 @@ class ReferenceEngine:
             return (INVALID_TYPE, 0, 0, [])
         if side not in (BUY, SELL):
             return (INVALID_SIDE, 0, 0, [])
-        if qty <= 0:
+        if not 1 <= qty <= MAX_QUANTITY:
             return (INVALID_QTY, 0, 0, [])
         book = self.books[symbol]
         if kind != MARKET and not 1 <= price <= book.max_price:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 
 import hft_engine
 import numpy as np
@@ -95,6 +96,8 @@ def test_cancel_returns_open_quantity(engine: Engine, symbol: int) -> None:
     [
         ((0, 1, BUY, LIMIT, 10, 0), Status.INVALID_QTY),
         ((0, 1, BUY, LIMIT, 10, -3), Status.INVALID_QTY),
+        ((0, 1, BUY, LIMIT, 10, hft_engine.MAX_QUANTITY + 1), Status.INVALID_QTY),
+        ((0, 1, SELL, MARKET, 0, 2**63 - 1), Status.INVALID_QTY),
         ((0, 1, BUY, LIMIT, 0, 1), Status.INVALID_PRICE),
         ((0, 1, SELL, IOC, 1001, 1), Status.INVALID_PRICE),
         ((0, 1, BUY, LIMIT, -(2**63), 1), Status.INVALID_PRICE),
@@ -232,7 +235,7 @@ def test_submit_batch_releases_the_gil(engine: Engine, symbol: int) -> None:
     def spin() -> None:
         while not stop.is_set():
             counter[0] += 1
-            stop.wait(0)
+            time.sleep(0)  # releases the GIL, so the main thread never waits a full interval
 
     old = sys.getswitchinterval()
     sys.setswitchinterval(1.0)
@@ -293,3 +296,10 @@ def test_concurrent_batches_and_single_calls_stay_consistent() -> None:
         [(10, 2 * per_thread, 2 * per_thread), (9, per_thread // 4, per_thread // 4)],
         [],
     )
+
+
+def test_submit_batch_rejects_unaligned_buffer(engine: Engine, symbol: int) -> None:
+    raw = bytearray(ORDER_DTYPE.itemsize * 2 + 1)
+    unaligned = np.frombuffer(raw, dtype=ORDER_DTYPE, count=2, offset=1)
+    with pytest.raises(ValueError, match="aligned"):
+        engine.submit_batch(unaligned)

@@ -18,14 +18,14 @@ MAX_ORDERS = 12
 SYMBOLS = 2
 
 # Each field is drawn from a list in which invalid values (unknown symbol 2, side 2, kind 9,
-# price 0 / MAX_PRICE+1, qty 0) are rare, so most orders are valid. Buys lean to low prices and
+# price 0 / MAX_PRICE+1, qty 0 / 2**32) are rare, so most orders are valid. Buys lean to low prices and
 # sells to high ones, so books build depth (and hit CAPACITY) while overlapping prices still cross.
 symbols = st.sampled_from([0] * 12 + [1] * 6 + [SYMBOLS])
 sides = st.sampled_from([0] * 12 + [1] * 12 + [2])
 kinds = st.sampled_from(
     [OrderType.LIMIT] * 24 + [OrderType.MARKET] * 2 + [OrderType.IOC] * 3 + [OrderType.CANCEL] * 10 + [9]
 )
-quantities = st.sampled_from(list(range(1, 10)) * 6 + [0])
+quantities = st.sampled_from(list(range(1, 10)) * 6 + [0, 2**32])
 BUY_PRICES = st.sampled_from(list(range(1, 9)) * 6 + [0, MAX_PRICE + 1])
 SELL_PRICES = st.sampled_from(list(range(5, MAX_PRICE + 1)) * 6 + [0, MAX_PRICE + 1])
 

@@ -29,7 +29,7 @@ struct OrderRequest {
   Side side;        ///< Buy or Sell
   OrderType type;   ///< Limit, Market or Ioc
   Price price;      ///< limit price in ticks (ignored for Market)
-  Quantity qty;     ///< > 0
+  Quantity qty;     ///< 1 .. kMaxQuantity
 };
 
 /// Outcome of Engine::submit.

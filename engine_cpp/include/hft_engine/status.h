@@ -9,7 +9,7 @@ namespace hft {
 /// Outcome of an order-path call. Values (and their order) are part of the Python/numpy contract.
 enum class Status : std::uint8_t {
   Ok = 0,         ///< accepted (possibly filled, partially filled, or rested)
-  InvalidQty,     ///< qty <= 0
+  InvalidQty,     ///< qty <= 0 or qty > kMaxQuantity
   InvalidPrice,   ///< limit/IOC price <= 0 or > the symbol's max_price
   DuplicateId,    ///< the order id is already live on this symbol
   UnknownOrder,   ///< cancel of an id that is not live on this symbol

@@ -22,6 +22,9 @@ using SlotIndex = std::uint32_t;
 inline constexpr SlotIndex kNoSlot = 0xFFFFFFFFu;
 /// Largest max_price a symbol may declare (bounds the tick-indexed level arrays).
 inline constexpr Price kMaxPriceLimit = 100'000'000;
+/// Largest quantity of one order. With at most 2^31 live orders a level's total stays below
+/// 2^63, so aggregate quantities can never overflow.
+inline constexpr Quantity kMaxQuantity = 0xFFFF'FFFFll;
 
 /// Side of an order. Values are part of the Python/numpy contract.
 enum class Side : std::uint8_t { Buy = 0, Sell = 1 };

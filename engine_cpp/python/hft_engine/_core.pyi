@@ -32,6 +32,7 @@ ORDER_DTYPE: np.dtype[np.void]
 RESULT_DTYPE: np.dtype[np.void]
 FILL_DTYPE: np.dtype[np.void]
 MAX_PRICE_LIMIT: int
+MAX_QUANTITY: int
 DEFAULT_MAX_ORDERS: int
 
 Fill = tuple[int, int, int, int]
