@@ -77,6 +77,7 @@ class ReadinessGate:
         self._register = register or _register_over_http
         self._dns_ok = 0
         self._warm_ok = 0
+        self._last_note = ""
 
     def wait(self) -> GateResult:
         cfg = self.config
@@ -112,7 +113,10 @@ class ReadinessGate:
             return _Check(False, "the cluster reports no workloads at all")
         missing = [f"{w.kind}/{w.name} {w.available}/{w.desired}" for w in workloads if not w.is_available]
         if missing:
-            self._progress("starting: " + ", ".join(missing))
+            line = "starting: " + ", ".join(missing)
+            if line != self._last_note:
+                self._last_note = line
+                self._progress(line)
             return _Check(False, "not available: " + ", ".join(missing))
         return _Check(True)
 

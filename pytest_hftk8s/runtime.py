@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -81,16 +82,18 @@ class HftRuntime:
             except ConfigError as e:
                 raise pytest.UsageError(f"--hft-slo-file: {e}") from e
         self.is_worker = hasattr(config, "workerinput")
+        self._progress_lock = threading.Lock()
 
     # -- progress -------------------------------------------------------------------------------
 
     def progress(self, message: str) -> None:
+        """One line to the terminal; safe from the cluster's supervisor and load threads."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is None:
             return
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
-        with ctx:
+        with self._progress_lock, ctx:
             reporter.write_line(f"[hftk8s] {message}")
 
     # -- the platform ---------------------------------------------------------------------------

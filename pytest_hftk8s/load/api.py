@@ -20,12 +20,12 @@ class OrderBody(TypedDict):
     symbol: str
     side: str
     type: str
-    price: int
+    price: float
     qty: int
 
 
 def registration_body(username: str) -> dict[str, str]:
-    return {"username": username}
+    return {"name": username[:64]}
 
 
 def api_key_from(payload: object) -> str:
@@ -41,7 +41,7 @@ def api_key_from(payload: object) -> str:
 def order_body(seq: int, *, run_id: str) -> OrderBody:
     """A limit order that alternates sides around a mid price so books cross and fill."""
     side = "buy" if seq % 2 == 0 else "sell"
-    price = 10_000 + (seq % 7) - 3
+    price = round(100.0 + ((seq % 7) - 3) / 100, 2)  # two decimals: whole ticks
     return {
         "client_order_id": f"{run_id}-{seq}",
         "symbol": SYMBOLS[seq % len(SYMBOLS)],

@@ -141,9 +141,9 @@ class _Conn(asyncio.Protocol):
 
 
 class _Engine:
-    def __init__(self, spec: EngineSpec, stop: asyncio.Event) -> None:
+    def __init__(self, spec: EngineSpec, stop: asyncio.Event, result: EngineResult) -> None:
         self.spec = spec
-        self.result = EngineResult()
+        self.result = result
         self.stop = stop
         self.pending: collections.deque[float] = collections.deque()
         self.idle: list[_Conn] = []
@@ -293,8 +293,13 @@ class _Engine:
         return r
 
 
-async def run_engine(spec: EngineSpec, stop: asyncio.Event) -> EngineResult:
-    """Run one load phase on the current loop; ``stop`` ends it early (the result stays valid)."""
+async def run_engine(
+    spec: EngineSpec, stop: asyncio.Event, result: EngineResult | None = None
+) -> EngineResult:
+    """Run one load phase on the current loop; ``stop`` ends it early (the result stays valid).
+
+    Pass ``result`` to watch its counters from another thread while it runs (plain int reads).
+    """
     if spec.mode not in ("open", "closed"):
         raise ValueError(f"mode must be 'open' or 'closed', got {spec.mode!r}")
-    return await _Engine(spec, stop).run()
+    return await _Engine(spec, stop, result or EngineResult()).run()

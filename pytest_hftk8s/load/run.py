@@ -127,6 +127,8 @@ class LoadRun:
         self._make_request = make_request
         self.summary: LoadSummary | None = None
         self._result: EngineResult | None = None
+        self._live = EngineResult()
+        self._last_ok = (0.0, 0)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,7 +224,7 @@ class LoadRun:
                 connections=self.connections,
                 request_timeout_s=self.request_timeout,
             )
-            self._result = loop.run_until_complete(run_engine(spec, self._stop))
+            self._result = loop.run_until_complete(run_engine(spec, self._stop, self._live))
         except BaseException as e:
             self._error = e
         finally:
@@ -233,6 +235,7 @@ class LoadRun:
         assert self._thread is not None
         limit = time.monotonic() + (grace if grace is not None else self.deadline)
         next_note = time.monotonic() + 2.0
+        self._last_ok = (time.monotonic(), self._live.ok)
         while self._thread.is_alive() and time.monotonic() < limit:
             self._thread.join(timeout=0.2)
             if time.monotonic() >= next_note:
@@ -244,8 +247,13 @@ class LoadRun:
             self._error = self._error or LoadError(f"load run exceeded its deadline of {self.deadline:.0f}s")
 
     def _live_line(self) -> str:
-        elapsed = time.time() - self._window_start
-        return f"load {self.name}: {self.mode} loop, offered {self.rate:g}/s, running {elapsed:.0f}s"
+        now, live = time.monotonic(), self._live
+        ok, errors = live.ok, sum(live.errors.values())
+        then, ok_then = self._last_ok
+        self._last_ok = (now, ok)
+        rate = (ok - ok_then) / (now - then) if then else 0.0
+        offered = f"offered {self.rate:g}/s, " if self.mode == "open" else ""
+        return f"load {self.name}: {offered}current {rate:.0f}/s ok, {ok} ok, {errors} errors so far"
 
     def _finish(self) -> None:
         result = self._result or EngineResult()

@@ -4,6 +4,8 @@ Pure constructors: each returns an :class:`~pytest_hftk8s.slo.model.Slo`; nothin
 Kube-state-metrics only exports a waiting/terminated reason series while it applies, so "no
 CrashLoopBackOff" and "no OOMKilled" fall back to ``0 * count(kube_pod_status_ready)``: zero when the
 namespace's pods are scraped, and still *no data* (a failure) when kube metrics are missing entirely.
+Event counters (registrations, restarts, reasons) read ``$window_wide`` so a change right after the
+window opened is not lost; throughput and latency read exactly ``$window``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from pytest_hftk8s.slo.model import Slo
 
-_PODS_SEEN = '0 * count(max_over_time(kube_pod_status_ready{namespace="$namespace"}[$window]))'
+_PODS_SEEN = '0 * count(max_over_time(kube_pod_status_ready{namespace="$namespace"}[$window_wide]))'
 
 
 def throughput(*, min_ratio: float = 0.95) -> Slo:
@@ -32,8 +34,8 @@ def registration_success(*, min_ratio: float = 0.999) -> Slo:
     return Slo(
         name="registration_success",
         expr=(
-            'sum(increase(hft_registrations_total{outcome=~"ok|success|created|registered"}[$window]))'
-            " / sum(increase(hft_registrations_total[$window]))"
+            'sum(increase(hft_registrations_total{outcome=~"ok|success|created|registered"}[$window_wide]))'
+            " / sum(increase(hft_registrations_total[$window_wide]))"
         ),
         comparator=">=",
         threshold=min_ratio,
@@ -58,7 +60,7 @@ def no_crashloop() -> Slo:
         name="no_crashloopbackoff",
         expr=(
             "sum(max_over_time(kube_pod_container_status_waiting_reason"
-            '{namespace="$namespace",reason="CrashLoopBackOff"}[$window])) or ' + _PODS_SEEN
+            '{namespace="$namespace",reason="CrashLoopBackOff"}[$window_wide])) or ' + _PODS_SEEN
         ),
         comparator="==",
         threshold=0,
@@ -69,7 +71,7 @@ def no_crashloop() -> Slo:
 def bounded_restarts(*, max_restarts: int = 0) -> Slo:
     return Slo(
         name="bounded_restarts",
-        expr='sum(increase(kube_pod_container_status_restarts_total{namespace="$namespace"}[$window]))',
+        expr='sum(increase(kube_pod_container_status_restarts_total{namespace="$namespace"}[$window_wide]))',
         comparator="<=",
         threshold=max_restarts,
         description=f"at most {max_restarts} container restarts in the window",
@@ -81,7 +83,7 @@ def no_oomkilled() -> Slo:
         name="no_oomkilled",
         expr=(
             "sum(max_over_time(kube_pod_container_status_last_terminated_reason"
-            '{namespace="$namespace",reason="OOMKilled"}[$window])) or ' + _PODS_SEEN
+            '{namespace="$namespace",reason="OOMKilled"}[$window_wide])) or ' + _PODS_SEEN
         ),
         comparator="==",
         threshold=0,

@@ -25,9 +25,13 @@ def evaluate(
     *,
     variables: Mapping[str, Any] | None = None,
     settle_timeout_s: float = 3.0,
+    lookback_s: float | None = None,
 ) -> list[SloResult]:
     if not slos:
         return []
+    if lookback_s is None:
+        lookback_s = 1.5 * client.scrape_interval()
+    window = Window(window.start, window.end, lookback_s)
     try:
         settled = client.wait_scraped_past(window.end, timeout_s=settle_timeout_s)
     except PromError:

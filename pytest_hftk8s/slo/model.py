@@ -4,7 +4,10 @@ No I/O and no Prometheus here: :mod:`pytest_hftk8s.slo.prom` queries, this modul
 
 An SLO's ``expr`` may use placeholders that are filled per evaluation:
 ``$window`` (the window length as a PromQL duration in ms, e.g. ``12000ms``; kube-burner's
-``{{.elapsed}}`` is accepted as a synonym), ``$namespace`` and ``$offered_rate``.
+``{{.elapsed}}`` is accepted as a synonym), ``$window_wide`` (the window plus one look-back of
+about a scrape interval before it, for event counters: ``increase()`` only sees changes between
+samples inside its range, so a restart or registration just after the window opened - before the
+window's first sample - would be invisible in ``$window``), ``$namespace`` and ``$offered_rate``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Window:
 
     start: float
     end: float
+    lookback: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -35,6 +39,10 @@ class Window:
         # Milliseconds, not whole seconds: rounding a 6.001 s window up to [7s] would dilute a rate
         # by 1/7 with samples from before the window.
         return f"{max(1, round(self.seconds * 1000))}ms"
+
+    @property
+    def promql_range_wide(self) -> str:
+        return f"{max(1, round((self.seconds + self.lookback) * 1000))}ms"
 
     def as_dict(self) -> dict[str, float]:
         return {"start": self.start, "end": self.end, "seconds": self.seconds}
@@ -64,7 +72,11 @@ class Slo:
         return self.severity in ("critical", "error")
 
     def render(self, window: Window, *, variables: Mapping[str, Any] | None = None) -> str:
-        values = {"window": window.promql_range, **{k: str(v) for k, v in (variables or {}).items()}}
+        values = {
+            "window": window.promql_range,
+            "window_wide": window.promql_range_wide,
+            **{k: str(v) for k, v in (variables or {}).items()},
+        }
         text = self.expr.replace("{{.elapsed}}", values["window"])
         # Longest names first so $window_x would never be clobbered by $window.
         for key in sorted(values, key=len, reverse=True):

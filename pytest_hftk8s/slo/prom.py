@@ -28,6 +28,7 @@ class PromClient:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         # No retries on the library side: every call here is bounded by one timeout.
+        self._scrape_interval: float | None = None
         self._conn = PrometheusConnect(
             url=self.url, disable_ssl=True, timeout=timeout_s, retry=Retry(total=0)
         )
@@ -67,6 +68,22 @@ class PromClient:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+
+    def scrape_interval(self) -> float:
+        """The global scrape interval from Prometheus' loaded config (seconds; 60 if unset/unknown)."""
+        if self._scrape_interval is None:
+            import re
+
+            self._scrape_interval = 60.0
+            try:
+                response = self._conn._session.get(f"{self.url}/api/v1/status/config", timeout=self.timeout_s)
+                text = response.json()["data"]["yaml"]
+                match = re.search(r"^global:\n(?:[ ].*\n)*?[ ]+scrape_interval: (\d+)(ms|s|m)$", text, re.M)
+                if match:
+                    self._scrape_interval = int(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match[2]]
+            except Exception:  # an unknown interval only widens the look-back to a safe 60 s
+                pass
+        return self._scrape_interval
 
     def ready(self) -> bool:
         try:
