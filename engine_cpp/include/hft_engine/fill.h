@@ -16,8 +16,9 @@ struct Fill {
   Quantity qty;      ///< executed quantity, > 0
 };
 
-/// Receives fills in execution order. Called synchronously from inside matching, so an
-/// implementation must not call back into the engine.
+/// Receives fills in execution order. Called synchronously from inside (noexcept) matching, so
+/// an implementation must not call back into the engine, and an exception escaping on_fill
+/// terminates the process.
 class FillListener {
  public:
   virtual ~FillListener() = default;
