@@ -171,7 +171,7 @@ class ReadinessGate:
 
     def _explain(self, gate: str, why: str) -> str:
         lines = [
-            f"readiness gate {gate!r} did not pass within {self.config.timeout_s:.0f}s.",
+            f"readiness gate {gate!r} did not pass within {self.config.timeout_s:g}s.",
             f"  expected: {_EXPECTED[gate]}",
             f"  seen: {why}",
         ]
