@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from hft_platform.backend.services.errors import Unavailable
@@ -100,7 +101,11 @@ class RedisGate:
         args: list[int | str] = [len(users), *(counts[u] for u in users)]
         args.extend(f"{u}:{c}" for u, c, _ in waiting)
         try:
-            out = await self._script(keys=keys, args=args)
+            try:
+                out = await self._script(keys=keys, args=args)
+            except (RedisConnectionError, OSError):
+                # A pooled connection may predate a Redis restart; one fresh attempt.
+                out = await self._script(keys=keys, args=args)
         except (RedisError, OSError) as e:
             err = Unavailable(f"Redis unavailable for rate limiting ({e}); retry shortly")
             for _, _, fut in waiting:
