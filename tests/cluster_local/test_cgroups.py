@@ -6,7 +6,7 @@ import secrets
 import subprocess
 
 import pytest
-from conftest import NEEDS_ROOT
+from local_workloads import NEEDS_ROOT
 
 from pytest_hftk8s.cluster.local import cgroups
 

@@ -10,8 +10,7 @@ from pytest_hftk8s.cluster.local.hosts import ClusterDns, render_hosts
 def test_hosts_lists_every_service_spelling_per_address() -> None:
     text = render_hosts(
         pods=[("postgres-0", "127.0.9.6", ["postgres-0.postgres"])],
-        services={"backend": ["127.0.9.2", "127.0.9.3"]},
-        namespace="hft",
+        services={("backend", "hft"): ["127.0.9.2", "127.0.9.3"]},
     )
     lines = [line.split() for line in text.splitlines() if not line.startswith("#")]
     assert ["127.0.9.6", "postgres-0", "postgres-0.postgres"] in lines
@@ -22,9 +21,7 @@ def test_hosts_lists_every_service_spelling_per_address() -> None:
 def test_rewrites_keep_the_inode_and_never_shrink(tmp_path: Path) -> None:
     dns = ClusterDns(tmp_path)
     inode = dns.hosts.stat().st_ino
-    long = render_hosts(
-        pods=[(f"p{i}", f"127.0.9.{i}", []) for i in range(2, 200)], services={}, namespace="n"
-    )
+    long = render_hosts(pods=[(f"p{i}", f"127.0.9.{i}", []) for i in range(2, 200)], services={})
     assert dns.write(long)
     size = dns.hosts.stat().st_size
     assert size >= len(long)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import NEEDS_ROOT, alive, deployment, hft_cgroups, http_server, service, wait_for
+from local_workloads import NEEDS_ROOT, alive, deployment, hft_cgroups, http_server, service, wait_for
 
 from pytest_hftk8s.cluster.local import LocalCluster
 

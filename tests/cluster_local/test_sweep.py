@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import NEEDS_ROOT, alive, hft_cgroups, http_server
+from local_workloads import NEEDS_ROOT, alive, hft_cgroups, http_server
 
 from pytest_hftk8s.cluster.local import LocalCluster, sweep
 

@@ -166,7 +166,9 @@ class LocalCluster:
         base_env["HOME"] = "/root"
         for spec in tmpl.containers:
             env = model.resolve_env(spec, pod_fields=fields, configmaps=configmaps, secrets=secrets)
-            ctx = images.LaunchContext(pod_name=name, pod_ip=ip, pod_dir=directory, env=env)
+            ctx = images.LaunchContext(
+                pod_name=name, pod_ip=ip, pod_dir=directory, env=env, namespace=tmpl.namespace
+            )
             for mount in spec.mounts:
                 if mount.name not in volume_dirs:
                     raise ClusterError(
@@ -281,8 +283,8 @@ class LocalCluster:
         for svc in self._services:
             members = self._service_pods(svc)
             ready = [p.ip for p in members if p.ready or svc.publish_not_ready]
-            services[svc.name] = ready or ([] if svc.headless else [p.ip for p in members])
-        self.dns.write(render_hosts(pods=pods, services=services, namespace=self.namespace))
+            services[(svc.name, svc.namespace)] = ready or ([] if svc.headless else [p.ip for p in members])
+        self.dns.write(render_hosts(pods=pods, services=services))
         if self._sd_files:
             promsd.write(self._sd_files, self._discovery())
 

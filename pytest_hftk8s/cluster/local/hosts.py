@@ -32,17 +32,16 @@ def service_names(service: str, namespace: str) -> list[str]:
 def render_hosts(
     *,
     pods: Sequence[tuple[str, str, Sequence[str]]],
-    services: Mapping[str, Sequence[str]],
-    namespace: str,
+    services: Mapping[tuple[str, str], Sequence[str]],
 ) -> str:
-    """``pods``: (pod name, ip, extra aliases); ``services``: name -> addresses."""
+    """``pods``: (pod name, ip, extra aliases); ``services``: (name, namespace) -> addresses."""
     lines = [
         "# Kubernetes-managed hosts file (hftk8s local cluster).",
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
     ]
     lines += [f"{ip}\t{' '.join([name, *aliases])}" for name, ip, aliases in pods]
-    for svc, addresses in sorted(services.items()):
+    for (svc, namespace), addresses in sorted(services.items()):
         lines += [f"{ip}\t{' '.join(service_names(svc, namespace))}" for ip in addresses]
     return "\n".join(lines) + "\n"
 

@@ -42,6 +42,7 @@ class LaunchContext:
     pod_ip: str
     pod_dir: Path
     env: dict[str, str]
+    namespace: str = ""
     binds: list[tuple[Path, str]] = field(default_factory=list)  # (host path, container path)
     rewrites: list[tuple[str, Path]] = field(default_factory=list)  # (container prefix, host path)
 
@@ -174,7 +175,9 @@ def _prometheus(argv: list[str], ctx: LaunchContext, plan: LaunchPlan) -> None:
         config = yaml.safe_load(ctx.host_path(conf_path).read_text())
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"prometheus config {conf_path} of pod {ctx.pod_name} is unreadable: {e}") from e
-    translated, plan.prometheus_sd = promsd.translate(config, sd_dir=ctx.pod_dir / "sd")
+    translated, plan.prometheus_sd = promsd.translate(
+        config, sd_dir=ctx.pod_dir / "sd", own_namespace=ctx.namespace
+    )
     ctx.override_file(conf_path, yaml.safe_dump(translated, sort_keys=False))
     plan.binds = ctx.binds
 

@@ -210,7 +210,7 @@ def _container(raw: Mapping[str, Any]) -> ContainerSpec:
 
 
 def pod_templates(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> list[PodTemplate]:
-    """Every Deployment and StatefulSet, in manifest order."""
+    """Every Deployment and StatefulSet, in manifest order, placed in ``namespace``."""
     out = []
     for obj in objects:
         if obj.get("kind") not in ("Deployment", "StatefulSet"):
@@ -230,7 +230,7 @@ def pod_templates(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> li
             PodTemplate(
                 kind=obj["kind"],
                 workload=meta["name"],
-                namespace=meta.get("namespace", namespace),
+                namespace=namespace,  # like the kubernetes backend: everything lands in the cluster namespace
                 replicas=int(spec.get("replicas", 1)),
                 labels=dict(tmpl.get("metadata", {}).get("labels", {})),
                 annotations=dict(tmpl.get("metadata", {}).get("annotations", {})),
@@ -257,7 +257,7 @@ def services(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> list[Se
         out.append(
             ServiceSpec(
                 name=obj["metadata"]["name"],
-                namespace=obj["metadata"].get("namespace", namespace),
+                namespace=namespace,
                 selector=dict(spec.get("selector", {})),
                 ports=ports,
                 headless=spec.get("clusterIP") == "None",

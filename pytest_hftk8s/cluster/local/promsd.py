@@ -5,7 +5,7 @@ here, and keep the target files current. Translations, and nothing else:
 
 - every ``kubernetes_sd_configs`` entry becomes a ``file_sd_configs`` entry whose targets carry the
   ``__meta_kubernetes_*`` labels Prometheus' own discovery would attach (roles pod, endpoints, node;
-  ``namespaces.names`` honoured; ``selectors`` and API-server settings dropped);
+  ``namespaces.names`` and ``own_namespace`` honoured; ``selectors`` and API-server settings dropped);
 - jobs with a ``node`` role scrape the local kubelet stand-in (the metrics exporter) over plain
   HTTP, so their ``scheme``/``tls_config``/``authorization``/``bearer_token*`` settings are dropped.
 
@@ -85,7 +85,9 @@ class Discovery:
     nodes: tuple[SdNode, ...] = ()
 
 
-def translate(config: Mapping[str, Any], *, sd_dir: Path) -> tuple[dict[str, Any], list[SdFile]]:
+def translate(
+    config: Mapping[str, Any], *, sd_dir: Path, own_namespace: str = ""
+) -> tuple[dict[str, Any], list[SdFile]]:
     """A copy of ``config`` with kubernetes_sd_configs replaced by file_sd_configs, and the files to keep."""
     out = copy.deepcopy(dict(config))
     files: list[SdFile] = []
@@ -101,7 +103,10 @@ def translate(config: Mapping[str, Any], *, sd_dir: Path) -> tuple[dict[str, Any
                     f"job {job['job_name']}: kubernetes_sd_configs role {role!r} is not emulated by the local "
                     f"cluster (supported: {', '.join(SUPPORTED_ROLES)}). Use one of those roles."
                 )
-            names = tuple((sd.get("namespaces") or {}).get("names") or ())
+            namespaces = sd.get("namespaces") or {}
+            names = tuple(namespaces.get("names") or ())
+            if namespaces.get("own_namespace") and own_namespace:
+                names = (*names, own_namespace)
             path = sd_dir / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', job['job_name'])}-{i}.json"
             files.append(SdFile(job["job_name"], role, names, path))
             file_sds.append({"files": [str(path)], "refresh_interval": "5s"})
