@@ -1,0 +1,196 @@
+"""The plugin's whole flow in inner pytest sessions: deploy once, gate, load, SLOs from a real
+Prometheus scraping a real exporter, JUnit properties, summary.json/index.html, failure bundles,
+teardown (also on Ctrl-C and gate timeout) and sharing across xdist workers.
+
+The cluster is the scripted in-memory one (the allowed stand-in for a cluster API), handed in
+through the ``pytest_hftk8s_make_cluster`` hook; the exporter plays nginx and the platform's /metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import xml.etree.ElementTree as ET
+
+import pytest
+from slo_servers import Exporter, Prometheus
+
+pytestmark = pytest.mark.slow
+
+GATE_DIR = pathlib.Path(__file__).resolve().parents[1] / "gate"
+
+
+def _conftest(
+    pytester: pytest.Pytester, servers: tuple[Exporter, Prometheus], **cluster: object
+) -> pathlib.Path:
+    exporter, prom = servers
+    journal = pytester.path / "journal.jsonl"
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in cluster.items())
+    pytester.makeconftest(
+        f"""
+        import pathlib, sys
+        sys.path.insert(0, {str(GATE_DIR)!r})
+        from scripted_cluster import ScriptedCluster
+
+        def pytest_hftk8s_make_cluster(settings, state_dir, progress):
+            progress("scripted cluster for " + settings.cluster)
+            return ScriptedCluster(
+                namespace=settings.namespace, nginx=("127.0.0.1", {exporter.port}),
+                prometheus_url={prom.url!r}, journal=pathlib.Path({str(journal)!r}), {kwargs})
+        """
+    )
+    return journal
+
+
+def _calls(journal: pathlib.Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+
+
+def test_flow_pass_fail_report_junit_bundle_teardown(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    journal = _conftest(pytester, servers)
+    pytester.makepyfile(
+        test_flow="""
+        import pytest
+
+        @pytest.mark.hft_slo(name="accepted_rate", comparator=">=", threshold=100,
+                             expr='sum(rate(hft_orders_total{outcome="accepted"}[$window]))')
+        def test_pass(hft_load, hft_slo):
+            with hft_load.constant_rate(rate=300, duration=2.5, connections=4) as run:
+                pass
+            assert run.summary.valid, run.summary.invalid_reasons
+            hft_slo.check(hft_slo.builtin.throughput(min_ratio=0.9))
+
+        @pytest.mark.hft_slo("p99_latency", max_ms=0.5)
+        def test_fail(hft_load):
+            with hft_load.constant_rate(rate=100, duration=2, connections=2):
+                pass
+        """
+    )
+    result = pytester.runpytest(
+        *base_args, "--hft-cluster=scripted", "--junitxml=junit.xml", "--hft-gate-timeout=20"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]hftk8s[]] gate warmup: passed*",
+            "*SloViolation: 1 SLO(s) did not hold:",
+            "*p99_order_latency_ms: expected <= 0.5 ms, observed *",
+            "*query: 1000 * histogram_quantile(0.99, sum by (le) (rate(hft_order_latency_seconds_bucket[[]*ms[]])))",
+            "*report: *hft-report/index.html",
+            "*hftk8s failure bundle*",
+            "*pod engine-0: Running ready=True*",
+            "*event Pod/engine-0 BackOff*",
+            "platform ready after *s (deploy + all gates)",
+            "summary: *hft-report/summary.json",
+        ]
+    )
+    assert "accepted_rate" not in out.split("short test summary")[-1]
+
+    summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
+    assert summary["cluster"] == "scripted"
+    assert 0 < summary["platform"]["ready_seconds"] < 20
+    assert set(summary["platform"]["gates"]) == {"workloads", "endpoints", "dns", "warmup"}
+    tests = {t["nodeid"].split("::")[-1]: t for t in summary["tests"]}
+    passed, failed = tests["test_pass"], tests["test_fail"]
+    assert (passed["outcome"], failed["outcome"]) == ("passed", "failed")
+    names = [s["name"] for s in passed["slos"]]
+    assert names == ["throughput", "accepted_rate"]
+    for slo in passed["slos"]:
+        assert set(slo) >= {"name", "query", "observed", "threshold", "comparator", "passed"}
+        assert slo["passed"] is True
+    assert 0.9 <= passed["slos"][0]["observed"] <= 1.1
+    assert passed["load"][0]["offered_rate"] == 300
+    assert passed["load"][0]["registrations_ok"] == 8
+    assert passed["window"]["seconds"] >= 2.5
+    assert failed["slos"][0]["passed"] is False
+    bundle = pathlib.Path(failed["bundle"])
+    assert (bundle / "pods.json").exists()
+    assert (bundle / "logs" / "engine-0.log").read_text().endswith("boom, connection refused")
+    assert json.loads((bundle / "promql.json").read_text())[0]["name"] == "p99_order_latency_ms"
+
+    page = (pytester.path / "hft-report" / "index.html").read_text()
+    assert "test_fail" in page
+    assert "p99_order_latency_ms" in page
+    assert "<script" not in page
+    assert "http" not in page.split("<body>")[1].replace("http://127.0.0.1", "")  # no external assets
+
+    props = {
+        p.get("name"): p.get("value")
+        for p in ET.parse(pytester.path / "junit.xml").getroot().iter("property")
+    }
+    assert float(props["hft_slo.accepted_rate"]) >= 100
+    assert props["hft_slo.p99_order_latency_ms.passed"] == "False"
+
+    calls = [c["call"] for c in _calls(journal)]
+    assert calls.count("delete_all") == 1
+    assert calls[0].startswith("apply ")
+    assert int(calls[0].split()[1]) > 10  # the real rendered overlay
+
+
+def test_gate_timeout_fails_setup_and_still_tears_down(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    journal = _conftest(pytester, servers, never_ready=["engine"])
+    pytester.makepyfile(test_gate="def test_needs_platform(hft_platform):\n    pass\n")
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-gate-timeout=0.6")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*GateTimeout: readiness gate 'workloads' did not pass within 0.6s.",
+            "*seen: not available: Deployment/engine 0/1*",
+            "*last probe error: Readiness probe failed*",
+        ]
+    )
+    assert [c["call"] for c in _calls(journal)][-2:] == ["delete_all", "close"]
+
+
+def test_ctrl_c_in_a_test_still_tears_down(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    journal = _conftest(pytester, servers)
+    pytester.makepyfile(
+        test_interrupt="""
+        def test_interrupted(hft_platform):
+            raise KeyboardInterrupt
+
+        def test_never_reached(hft_platform):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess(*base_args, "--hft-cluster=scripted", timeout=120)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    calls = [c["call"] for c in _calls(journal)]
+    assert calls.count("delete_all") == 1
+
+
+def test_xdist_workers_share_one_deployment(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    pytest.importorskip("xdist")
+    journal = _conftest(pytester, servers)
+    pytester.makepyfile(
+        test_shared="""
+        import time
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_uses_platform(hft_platform, n):
+            time.sleep(0.3)
+            assert hft_platform.nginx[0] == "127.0.0.1"
+        """
+    )
+    result = pytester.runpytest_subprocess(*base_args, "--hft-cluster=scripted", "-n", "2", timeout=180)
+    result.assert_outcomes(passed=4)
+    calls = _calls(journal)
+    applies = [c for c in calls if str(c["call"]).startswith("apply")]
+    deletes = [c for c in calls if c["call"] == "delete_all"]
+    assert len(applies) == 1, calls
+    assert len(deletes) == 1, calls
+    assert deletes[0]["pid"] == applies[0]["pid"]
+    assert deletes[0]["t"] == max(c["t"] for c in calls if c["call"] != "close")
+    summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
+    assert summary["totals"]["outcomes"] == {"passed": 4}
+    assert summary["platform"]["ready_seconds"] > 0
