@@ -44,8 +44,8 @@ VERSION = "v1alpha1"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "pytest-hftk8s"
 RUN_ID_LABEL = "hftk8s.io/run-id"
-#: The pod label a ``target`` name selects on (the manifests' recommended label).
-TARGET_LABEL = "app.kubernetes.io/name"
+#: The pod label a ``target`` name selects on: the manifests label every pod ``app: <workload>``.
+TARGET_LABEL = "app"
 
 Mode = Literal["one", "all", "fixed", "fixed-percent", "random-max-percent"]
 _MODES = ("one", "all", "fixed", "fixed-percent", "random-max-percent")

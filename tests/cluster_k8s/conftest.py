@@ -7,6 +7,9 @@ subclass below adds the few API-server behaviours kmock 0.8 leaves out and our c
 * server-side apply (``PATCH`` with ``application/apply-patch+yaml``) creates a missing object;
 * list requests honour equality-based ``labelSelector``;
 * ``/api/v1/namespaces/<name>`` (kmock's path parser reads it as a namespace, not an object);
+* the websocket subresources: ``exec`` runs ``getent ahosts NAME`` against ``emulator.dns`` (the
+  channel protocol: stdout on 1, the exit status on 3), and ``portforward`` is an echo server on the
+  requested port (data on channel 0, the two-byte port header first);
 * a minimal Chaos Mesh controller: it marks chaos objects ``AllInjected`` with container records
   (or records failure events), and on deletion reports ``AllRecovered`` and drops its finalizer.
 
@@ -68,10 +71,13 @@ class Emulator(kmock.KubernetesEmulator):
         self.chaos_behaviour = "inject"  # "inject" | "fail" | "silent"
         self.recover_delay = 0.2
         self._seen: dict[Any, float] = {}
+        self.dns: dict[str, list[str]] = {}  # what getent resolves inside every pod
         for resource, kind in RESOURCES.items():  # listable (and discoverable) even while empty
             self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs={"list", "get"})
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._serve_websocket(request)
         ns_match = NAMESPACE_PATH.match(request.url.path)
         if ns_match:
             return self._serve_namespace(request, ns_match.group(1))
@@ -95,6 +101,30 @@ class Emulator(kmock.KubernetesEmulator):
         elif request.method == "DELETE":
             return aiohttp.web.json_response(self.namespaces.pop(name))
         return aiohttp.web.json_response(self.namespaces[name])
+
+    async def _serve_websocket(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
+        ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
+        await ws.prepare(request._raw_request)
+        if request.url.path.endswith("/exec"):
+            command = request.url.query.getall("command")
+            addresses = self.dns.get(command[-1], []) if command[:2] == ["getent", "ahosts"] else []
+            if addresses:
+                lines = "".join(f"{a}      STREAM {command[-1]}\n{a}      DGRAM\n" for a in addresses)
+                await ws.send_bytes(b"\x01" + lines.encode())
+                status: dict[str, Any] = {"status": "Success"}
+            else:
+                causes = [{"reason": "ExitCode", "message": "2"}]
+                status = {"status": "Failure", "reason": "NonZeroExitCode", "details": {"causes": causes}}
+            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
+        else:
+            header = int(request.url.query["ports"]).to_bytes(2, "little")
+            await ws.send_bytes(b"\x00" + header)
+            await ws.send_bytes(b"\x01" + header)
+            async for message in ws:
+                if message.type == aiohttp.WSMsgType.BINARY and message.data[:1] == b"\x00":
+                    await ws.send_bytes(b"\x00echo:" + message.data[1:])
+        await ws.close()
+        return ws
 
     async def _serve_list(self, request: kmock.Request) -> Any:
         payload = await super()._serve_list(request)

@@ -84,6 +84,31 @@ def test_apply_is_server_side_apply_namespace_first(
     assert patches[0].headers["Authorization"] == "Bearer test-token"
 
 
+def test_apply_of_the_rendered_local_overlay(kubeconfig: str, emulator: Any, body_of: Any) -> None:
+    from pytest_hftk8s.manifests import render
+
+    objects = render("local")
+    cluster = KubernetesCluster(context="emulated", namespace="hft-ci", kubeconfig=kubeconfig)
+    try:
+        cluster.apply(objects)
+    finally:
+        cluster.close()
+    patches = [r for r in emulator.requests() if r.method == "PATCH"]
+    assert len(patches) == len(objects)  # the overlay's own Namespace replaces the implicit one
+    assert patches[0].url.path == "/api/v1/namespaces/hft-ci"  # the overlay's "hft", renamed
+    for request, obj in zip(patches[1:], [o for o in objects if o["kind"] != "Namespace"], strict=True):
+        sent = body_of(request)
+        assert sent["kind"] == obj["kind"]
+        assert request.url.path.endswith(f"/{obj['metadata']['name']}")
+        if request.url.path.startswith(("/api/v1/namespaces/hft-ci/", "/apis/apps/v1/namespaces/hft-ci/")):
+            assert sent["metadata"]["namespace"] == "hft-ci"
+        else:  # cluster-scoped RBAC
+            assert "namespace" not in sent["metadata"]
+            for subject in sent.get("subjects", []):
+                assert subject["namespace"] == "hft-ci"
+    assert any(r.url.path.startswith("/apis/rbac.authorization.k8s.io/v1/clusterroles/") for r in patches)
+
+
 def test_apply_resolves_unknown_kinds_through_discovery(
     cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
 ) -> None:
@@ -344,13 +369,15 @@ def test_unreachable_server_and_unknown_context(tmp_path: Any, kubeconfig: str) 
 
 
 def test_resolve_in_pod_execs_getent(cluster: KubernetesCluster, emulator: Any) -> None:
-    # kmock speaks no websocket: the exec request must arrive, and the failure must be translated.
-    with pytest.raises(ClusterError):
-        cluster.resolve_in_pod("backend-1", "postgres")
-    (exec_request,) = [r for r in emulator.requests() if r.url.path.endswith("/exec")]
-    assert exec_request.url.path == "/api/v1/namespaces/hft/pods/backend-1/exec"
-    assert exec_request.url.query.getall("command") == ["getent", "ahosts", "postgres"]
-    assert exec_request.url.query["stdout"].lower() == "true"
+    emulator.dns["postgres"] = ["10.96.0.12", "10.96.0.13"]
+    assert cluster.resolve_in_pod("backend-1", "postgres") == ["10.96.0.12", "10.96.0.13"]
+    assert cluster.resolve_in_pod("backend-1", "nowhere") == []  # getent exit 2: not found
+    execs = [r for r in emulator.requests() if r.url.path.endswith("/exec")]
+    assert [r.url.path for r in execs] == ["/api/v1/namespaces/hft/pods/backend-1/exec"] * 2
+    assert execs[0].url.query.getall("command") == ["getent", "ahosts", "postgres"]
+    assert execs[0].url.query["stdout"].lower() == "true"
+    assert execs[0].url.query["tty"].lower() == "false"
+    assert execs[0].headers["Authorization"] == "Bearer test-token"
 
 
 def test_parse_getent() -> None:
@@ -386,11 +413,18 @@ def test_service_address_port_forwards_to_a_ready_pod(
     assert address.port > 0
     assert address.extra == {"pod": "backend-x2", "remote_port": "8000"}
     assert cluster.service_address("backend", 80) == address  # one forward per pod port
-    with socket.create_connection((address.host, address.port), timeout=5) as conn:
-        conn.settimeout(5)
-        assert conn.recv(1) == b""  # kmock cannot upgrade to a websocket: the forward closes
+    for payload in (b"ping", b"second connection"):  # the emulated pod port echoes, prefixed
+        with socket.create_connection((address.host, address.port), timeout=5) as conn:
+            conn.settimeout(5)
+            conn.sendall(payload)
+            received = b""
+            while len(received) < len(payload) + 5:
+                chunk = conn.recv(4096)
+                assert chunk, f"forward closed early after {received!r}"
+                received += chunk
+            assert received == b"echo:" + payload
     forwards = [r for r in emulator.requests() if r.url.path.endswith("/portforward")]
-    assert forwards
+    assert len(forwards) == 2  # one stream per accepted connection
     assert forwards[0].url.path == "/api/v1/namespaces/hft/pods/backend-x2/portforward"
     assert forwards[0].url.query["ports"] == "8000"
     with pytest.raises(ClusterError, match="no port 'grpc'"):

@@ -67,7 +67,7 @@ class KubeApi:
     def call_api(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Call a generated client method, translating its failures. ``what`` names the action."""
         kwargs.setdefault("_request_timeout", self.request_timeout)
-        with self._translated(what):
+        with self.translated(what):
             return fn(*args, **kwargs)
 
     def request(
@@ -87,7 +87,7 @@ class KubeApi:
         headers = {"Accept": "*/*" if raw else "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
-        with self._translated(what):
+        with self.translated(what):
             params = self.api_client.param_serialize(
                 method=method,
                 resource_path=path,
@@ -104,9 +104,11 @@ class KubeApi:
             return text if raw else (json.loads(text) if text else {})
 
     @contextlib.contextmanager
-    def _translated(self, what: str) -> Iterator[None]:
+    def translated(self, what: str) -> Iterator[None]:
+        """The error translation of :meth:`call_api`, for client work that is not one call."""
         from kubernetes.client.exceptions import ApiException, OpenApiException
         from urllib3.exceptions import HTTPError
+        from websocket import WebSocketException
 
         try:
             yield
@@ -117,6 +119,11 @@ class KubeApi:
                 f"cannot {what}: the API server of context {self.context!r} at {self.host} did not "
                 f"answer ({type(e).__name__}: {e}). Check that the cluster is running "
                 f"(`kubectl --context {self.context} get ns`)."
+            ) from e
+        except WebSocketException as e:  # exec and port-forward streams
+            raise ClusterError(
+                f"cannot {what}: the websocket stream failed ({type(e).__name__}: {e}). Check that the pod "
+                f"is running and that your credentials allow pods/exec and pods/portforward."
             ) from e
         except json.JSONDecodeError as e:
             raise ClusterError(f"cannot {what}: the API server answered with non-JSON: {e}") from e

@@ -64,6 +64,7 @@ class KubernetesCluster:
         self._kinds = KindTable(discover=lambda path: self.api.request("GET", path, what=f"discover {path}"))
         self._applied: list[tuple[Kind, str]] = []  # (kind, name) in apply order
         self._owns_namespace = False
+        self._overlay_namespace = namespace  # the namespace the rendered overlay names (moved to ours)
         self._forwards: dict[tuple[str, int], LocalPortForward] = {}
 
     # -- deploy / teardown -----------------------------------------------------------------------
@@ -76,6 +77,9 @@ class KubernetesCluster:
         except ApiNotFound:
             self._owns_namespace = self.namespace not in _PROTECTED_NAMESPACES
         ordered = sorted(objects, key=lambda o: o.get("kind") != "Namespace")
+        self._overlay_namespace = next(
+            (str(o["metadata"]["name"]) for o in ordered if o.get("kind") == "Namespace"), self.namespace
+        )
         if not any(o.get("kind") == "Namespace" for o in ordered):
             ordered.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
         for obj in ordered:
@@ -88,11 +92,20 @@ class KubernetesCluster:
         if not name:
             raise ClusterError(f"cannot apply a {kind.kind} without metadata.name: {dict(obj)!r:.200}")
         meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+        if kind.kind == "Namespace":  # the overlay's namespace becomes the one this session uses
+            name = meta["name"] = self.namespace
         if kind.namespaced:
             meta["namespace"] = self.namespace
         else:
             meta.pop("namespace", None)
-        body = {**obj, "metadata": meta}
+        body: dict[str, Any] = {**obj, "metadata": meta}
+        if kind.kind in ("RoleBinding", "ClusterRoleBinding"):
+            body["subjects"] = [
+                {**s, "namespace": self.namespace}
+                if s.get("kind") == "ServiceAccount" and s.get("namespace") in (None, self._overlay_namespace)
+                else s
+                for s in obj.get("subjects") or []
+            ]
         self.api.request(
             "PATCH",
             kind.object_path(self.namespace, name),
@@ -213,14 +226,26 @@ class KubernetesCluster:
             tty=False,
             _preload_content=False,
         )
+        what = f"read the output of `getent ahosts {hostname}` in pod {pod}"
         try:
-            ws.run_forever(timeout=self.exec_timeout)
-            out, err, code = ws.read_stdout(), ws.read_stderr(), ws.returncode
+            with self.api.translated(what):
+                ws.run_forever(timeout=self.exec_timeout)
+                finished = not ws.is_open()
+                out, err = ws.read_stdout(timeout=0), ws.read_stderr(timeout=0)
+                code = ws.returncode if finished else None
         finally:
             ws.close()
+            # After a server-initiated close, websocket-client's close() is a no-op: drop the socket.
+            with contextlib.suppress(Exception):
+                ws.sock.shutdown()
+        if not finished:
+            raise ClusterError(
+                f"`getent ahosts {hostname}` in pod {pod} did not finish within {self.exec_timeout:g}s; "
+                f"expected a prompt answer from cluster DNS. Check the pod's /etc/resolv.conf and CoreDNS."
+            )
         if code == 2:  # getent: key not found
             return []
-        if code not in (0, None):
+        if code != 0:
             raise ClusterError(
                 f"`getent ahosts {hostname}` in pod {pod} exited {code}: {err.strip()!r}. Expected exit 0 "
                 f"or 2 (not found); the image needs getent (glibc) for the DNS gate."

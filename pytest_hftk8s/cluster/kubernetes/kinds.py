@@ -63,6 +63,8 @@ KNOWN_KINDS: tuple[Kind, ...] = (
     _k("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     _k("rbac.authorization.k8s.io/v1", "Role", "roles"),
     _k("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
+    _k("rbac.authorization.k8s.io/v1", "ClusterRole", "clusterroles", namespaced=False),
+    _k("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
     _k("chaos-mesh.org/v1alpha1", "StressChaos", "stresschaos"),
     _k("chaos-mesh.org/v1alpha1", "PodChaos", "podchaos"),
     _k("chaos-mesh.org/v1alpha1", "NetworkChaos", "networkchaos"),
