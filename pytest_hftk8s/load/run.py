@@ -131,6 +131,10 @@ class LoadRun:
         self._last_ok = (0.0, 0)
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        # Our own "finished" flag: Thread.is_alive() can read False after a KeyboardInterrupt hit
+        # Thread.join() (CPython's tstate-lock handling), while the thread is still running.
+        self._done = threading.Event()
+        self._stopped_early = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._window_start = 0.0
@@ -170,6 +174,8 @@ class LoadRun:
             ) from self._error
 
     def stop(self) -> None:
+        """End the run early (the ``with`` body failed, Ctrl-C, deadline); the summary says so."""
+        self._stopped_early = True
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             # RuntimeError: the loop closed in between, so there is nothing left to stop.
@@ -230,20 +236,21 @@ class LoadRun:
         finally:
             ready.set()
             loop.close()
+            self._done.set()
 
     def _join(self, grace: float | None = None) -> None:
         assert self._thread is not None
         limit = time.monotonic() + (grace if grace is not None else self.deadline)
         next_note = time.monotonic() + 2.0
         self._last_ok = (time.monotonic(), self._live.ok)
-        while self._thread.is_alive() and time.monotonic() < limit:
-            self._thread.join(timeout=0.2)
+        while not self._done.is_set() and time.monotonic() < limit:
+            self._done.wait(timeout=0.2)
             if time.monotonic() >= next_note:
                 next_note += 2.0
                 self._progress(self._live_line())
-        if self._thread.is_alive():
+        if not self._done.is_set():
             self.stop()
-            self._thread.join(timeout=2.0)
+            self._done.wait(timeout=2.0)
             self._error = self._error or LoadError(f"load run exceeded its deadline of {self.deadline:.0f}s")
 
     def _live_line(self) -> str:
@@ -258,6 +265,8 @@ class LoadRun:
     def _finish(self) -> None:
         result = self._result or EngineResult()
         reasons = judge(result, mode=self.mode) if self._result else []
+        if self._stopped_early:
+            reasons.insert(0, "stopped early (the with-body raised, Ctrl-C or the deadline): a partial run")
         if self._error is not None:
             reasons.append(f"run failed: {type(self._error).__name__}: {self._error}")
         order_s = max(1e-9, result.ended - result.started) if result.started else 0.0
