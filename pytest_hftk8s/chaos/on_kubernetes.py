@@ -27,6 +27,7 @@ from pytest_hftk8s.chaos.experiments import (
 )
 from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
 from pytest_hftk8s.cluster.kubernetes.api import ApiNotFound, KubeApi
+from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
 from pytest_hftk8s.errors import ChaosError
 
 __all__ = ["CHAOS_PLURALS", "ChaosRun", "KubernetesChaos"]
@@ -76,6 +77,20 @@ class ChaosRun:
     def window(self) -> tuple[float, float | None]:
         return (self.injected_at or self.started_at, self.ended_at)
 
+    def to_summary(self) -> dict[str, Any]:
+        """A plain record for ``summary.json``: what ran, where, when, and what it hit."""
+        spec = self.object.get("spec") or {}
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "action": spec.get("action") or next(iter(spec.get("stressors") or {}), None),
+            "dry_run": self.dry_run,
+            "window": list(self.window),
+            "injected": self.injected_at is not None,
+            "containers": [str(r.get("id", "")) for r in self.records],
+        }
+
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:
     conditions = (obj.get("status") or {}).get("conditions") or []
@@ -121,6 +136,11 @@ class KubernetesChaos:
         self.poll_interval = poll_interval
         self.echo = echo
         self._custom = api.custom_objects()
+
+    @classmethod
+    def for_cluster(cls, cluster: KubernetesCluster, **kwargs: Any) -> KubernetesChaos:
+        """A driver on the same client and namespace as a :class:`KubernetesCluster`."""
+        return cls(cluster.api, namespace=cluster.namespace, **kwargs)
 
     @contextlib.contextmanager
     def inject(self, experiment: Experiment | Schedule, *, name: str | None = None) -> Iterator[ChaosRun]:

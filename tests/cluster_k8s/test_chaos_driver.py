@@ -19,7 +19,7 @@ import yaml
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos import registry
 from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
-from pytest_hftk8s.cluster.kubernetes import KubeApi
+from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
 from pytest_hftk8s.errors import ChaosError, ChaosRefused
 
 STRESS_PATH = "/apis/chaos-mesh.org/v1alpha1/namespaces/hft/stresschaos"
@@ -82,14 +82,25 @@ def test_inject_creates_waits_for_injection_and_removes(
     assert emulator.objects["chaos-mesh.org/v1alpha1/stresschaos", "hft", "hft-cpu"].deleted
     assert run.ended_at is not None
     assert run.window[0] == run.injected_at
+    summary = run.to_summary()
+    assert summary["action"] == "cpu"
+    assert summary["injected"] is True
+    assert summary["containers"] == ["hft/hft-cpu-target-0"]
+    assert summary["window"] == [run.injected_at, run.ended_at]
 
 
-def test_one_shot_pod_kill_does_not_wait_for_recovery(driver: KubernetesChaos, emulator: Any) -> None:
+def test_one_shot_pod_kill_does_not_wait_for_recovery(emulator: Any, kubeconfig: str) -> None:
+    cluster = KubernetesCluster(context="emulated", namespace="hft", kubeconfig=kubeconfig)
+    driver = KubernetesChaos.for_cluster(
+        cluster, run_id="r", allowed_contexts=["emulated"], poll_interval=0.05
+    )
     with driver.inject(chaos.pod_kill(target="engine"), name="hft-kill") as run:
         count = len(emulator.requests())
     assert run.injected_at is not None
+    cluster.close()
     after = [(str(r.method), r.url.path) for r in emulator.requests()[count:]]
     assert after == [("method.DELETE", "/apis/chaos-mesh.org/v1alpha1/namespaces/hft/podchaos/hft-kill")]
+    assert run.to_summary()["action"] == "pod-kill"
 
 
 def test_injection_timeout_reports_container_record_failures(driver: KubernetesChaos, emulator: Any) -> None:
@@ -213,7 +224,7 @@ DRIVER_SETUP = """
 import os, pathlib, sys, time
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
-from pytest_hftk8s.cluster.kubernetes import KubeApi
+from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
 
 def make_driver():
     api = KubeApi(context="emulated", kubeconfig=os.environ["HFT_TEST_KUBECONFIG"])

@@ -75,10 +75,12 @@ def test_apply_is_server_side_apply_namespace_first(
         assert r.url.query["fieldManager"] == "pytest-hftk8s"
         assert r.url.query["force"] == "true"
         assert body_of(r)["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "pytest-hftk8s"
+        assert body_of(r)["metadata"]["labels"]["hftk8s.io/namespace"] == "hft"
     deployment = body_of(patches[2])
     assert deployment["metadata"]["namespace"] == "hft"  # rendered namespace is overridden
     assert deployment["metadata"]["labels"]["app.kubernetes.io/name"] == "backend"  # own labels kept
     assert "namespace" not in body_of(patches[0])["metadata"]  # cluster-scoped
+    assert body_of(patches[0])["metadata"]["labels"]["hftk8s.io/created"] == "true"  # it did not exist
     assert emulator.objects["apps/v1/deployments", "hft", "backend"] >= {"spec": {"replicas": 2}}
     assert "Authorization" in patches[0].headers
     assert patches[0].headers["Authorization"] == "Bearer test-token"
@@ -126,31 +128,55 @@ def test_apply_resolves_unknown_kinds_through_discovery(
         cluster.apply([{"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}}])
 
 
-def test_delete_all_removes_what_it_applied_newest_first(
-    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any
+def test_delete_all_removes_the_sessions_objects_by_label(
+    cluster: KubernetesCluster, emulator: Any, emulator_thread: Any, kubeconfig: str
 ) -> None:
     _seed(emulator_thread, "v1/configmaps", "not-ours", {"metadata": {"name": "not-ours"}})
+    other_session = {"app.kubernetes.io/managed-by": "pytest-hftk8s", "hftk8s.io/namespace": "elsewhere"}
+    _seed(emulator_thread, "v1/configmaps", "other", {"metadata": {"name": "other", "labels": other_session}})
     cluster.apply(MANIFESTS)
-    cluster.delete_all()
-    deletes = [r.url.path for r in emulator.requests() if r.method == "DELETE"]
-    assert deletes == [
-        "/api/v1/namespaces/hft/services/backend",
-        "/apis/apps/v1/namespaces/hft/deployments/backend",
-        "/api/v1/namespaces/hft/configmaps/nginx-conf",
-        "/api/v1/namespaces/hft",  # it did not exist before apply, so it is ours to remove
-    ]
-    assert emulator.objects["apps/v1/deployments", "hft", "backend"].deleted
-    assert not emulator.objects["v1/configmaps", "hft", "not-ours"].deleted
-    cluster.delete_all()  # idempotent: nothing left to delete
-    assert len([r for r in emulator.requests() if r.method == "DELETE"]) == 4
+    # Another process (the last xdist worker out) tears down what this one applied.
+    last_worker = KubernetesCluster(context="emulated", namespace="hft", kubeconfig=kubeconfig)
+    try:
+        last_worker.delete_all()
+        deletes = [r.url.path for r in emulator.requests() if r.method == "DELETE"]
+        assert deletes == [
+            "/apis/apps/v1/namespaces/hft/deployments/backend",  # workloads first
+            "/api/v1/namespaces/hft/services/backend",
+            "/api/v1/namespaces/hft/configmaps/nginx-conf",
+            "/api/v1/namespaces/hft",  # created by the plugin, so the plugin removes it
+        ]
+        lists = [r for r in emulator.requests() if r.method == "GET" and "labelSelector" in r.url.query]
+        assert {r.url.query["labelSelector"] for r in lists} == {
+            "app.kubernetes.io/managed-by=pytest-hftk8s,hftk8s.io/namespace=hft"
+        }
+        assert emulator.objects["apps/v1/deployments", "hft", "backend"].deleted
+        assert not emulator.objects["v1/configmaps", "hft", "not-ours"].deleted
+        assert not emulator.objects["v1/configmaps", "hft", "other"].deleted
+        last_worker.delete_all()  # idempotent: nothing of ours is left
+        assert len([r for r in emulator.requests() if r.method == "DELETE"]) == 4
+    finally:
+        last_worker.close()
 
 
 def test_delete_all_keeps_a_namespace_that_existed(cluster: KubernetesCluster, emulator: Any) -> None:
-    emulator.namespaces["hft"] = {"metadata": {"name": "hft"}}
+    emulator.namespaces["hft"] = {"metadata": {"name": "hft", "labels": {"team": "sre"}}}
     cluster.apply(MANIFESTS[:1])
+    assert "hftk8s.io/created" not in emulator.namespaces["hft"]["metadata"]["labels"]
     cluster.delete_all()
     deletes = [r.url.path for r in emulator.requests() if r.method == "DELETE"]
     assert deletes == ["/api/v1/namespaces/hft/configmaps/nginx-conf"]
+
+
+def test_a_namespace_an_earlier_session_created_stays_the_plugins(
+    cluster: KubernetesCluster, emulator: Any
+) -> None:
+    labels = {"app.kubernetes.io/managed-by": "pytest-hftk8s", "hftk8s.io/created": "true"}
+    emulator.namespaces["hft"] = {"metadata": {"name": "hft", "labels": labels}}  # left by --hft-keep
+    cluster.apply(MANIFESTS[:1])
+    assert emulator.namespaces["hft"]["metadata"]["labels"]["hftk8s.io/created"] == "true"
+    cluster.delete_all()
+    assert "hft" not in emulator.namespaces
 
 
 def test_delete_all_wait_is_bounded(emulator: Any, emulator_thread: Any, kubeconfig: str) -> None:

@@ -22,7 +22,7 @@ from pytest_hftk8s.cluster.base import (
     WorkloadStatus,
 )
 from pytest_hftk8s.cluster.kubernetes.api import DEFAULT_REQUEST_TIMEOUT, ApiNotFound, KubeApi
-from pytest_hftk8s.cluster.kubernetes.kinds import Kind, KindTable
+from pytest_hftk8s.cluster.kubernetes.kinds import TEARDOWN_ORDER, Kind, KindTable
 from pytest_hftk8s.cluster.kubernetes.payloads import (
     map_endpoint_slices,
     map_event,
@@ -38,6 +38,10 @@ __all__ = ["MANAGED_BY", "KubernetesCluster"]
 
 #: The label every object the plugin creates carries; ``delete_all`` and chaos sweeps select on it.
 MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-hftk8s")
+#: Which session namespace an object belongs to (cluster-scoped RBAC objects need it to be told apart).
+NAMESPACE_LABEL = "hftk8s.io/namespace"
+#: On a Namespace: the plugin created it, so the plugin may delete it.
+CREATED_LABEL = "hftk8s.io/created"
 _PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -62,7 +66,7 @@ class KubernetesCluster:
         self.exec_timeout = exec_timeout
         self.api = KubeApi(context=context, kubeconfig=kubeconfig, request_timeout=request_timeout)
         self._kinds = KindTable(discover=lambda path: self.api.request("GET", path, what=f"discover {path}"))
-        self._applied: list[tuple[Kind, str]] = []  # (kind, name) in apply order
+        self._applied_kinds: list[Kind] = []  # kinds beyond TEARDOWN_ORDER (e.g. discovered CRDs)
         self._owns_namespace = False
         self._overlay_namespace = namespace  # the namespace the rendered overlay names (moved to ours)
         self._forwards: dict[tuple[str, int], LocalPortForward] = {}
@@ -70,10 +74,15 @@ class KubernetesCluster:
     # -- deploy / teardown -----------------------------------------------------------------------
 
     def apply(self, objects: Sequence[KubeObject]) -> None:
-        """Server-side apply, namespace first; every object gets the managed-by label."""
+        """Server-side apply, namespace first; every object is labelled as the plugin's."""
         namespace_kind = self._kinds.resolve("v1", "Namespace")
         try:
-            self.api.request("GET", namespace_kind.object_path(None, self.namespace), what="read namespace")
+            existing = self.api.request(
+                "GET", namespace_kind.object_path(None, self.namespace), what="read namespace"
+            )
+            # Keep owning a namespace an earlier session created (SSA would drop an omitted label).
+            labels = (existing.get("metadata") or {}).get("labels") or {}
+            self._owns_namespace = labels.get(CREATED_LABEL) == "true"
         except ApiNotFound:
             self._owns_namespace = self.namespace not in _PROTECTED_NAMESPACES
         ordered = sorted(objects, key=lambda o: o.get("kind") != "Namespace")
@@ -91,9 +100,11 @@ class KubernetesCluster:
         name = str(meta.get("name") or "")
         if not name:
             raise ClusterError(f"cannot apply a {kind.kind} without metadata.name: {dict(obj)!r:.200}")
-        meta["labels"] = {**(meta.get("labels") or {}), MANAGED_BY[0]: MANAGED_BY[1]}
+        meta["labels"] = {**(meta.get("labels") or {}), **self._labels}
         if kind.kind == "Namespace":  # the overlay's namespace becomes the one this session uses
             name = meta["name"] = self.namespace
+            if self._owns_namespace:
+                meta["labels"][CREATED_LABEL] = "true"
         if kind.namespaced:
             meta["namespace"] = self.namespace
         else:
@@ -114,12 +125,47 @@ class KubernetesCluster:
             body=body,
             content_type="application/apply-patch+yaml",
         )
-        if (kind, name) not in self._applied and (kind.kind != "Namespace" or self._owns_namespace):
-            self._applied.append((kind, name))
+        if kind not in self._applied_kinds:
+            self._applied_kinds.append(kind)
+
+    @property
+    def _labels(self) -> dict[str, str]:
+        return {MANAGED_BY[0]: MANAGED_BY[1], NAMESPACE_LABEL: self.namespace}
+
+    def _teardown_kinds(self) -> list[Kind]:
+        known = [self._kinds.resolve(api_version, kind) for api_version, kind in TEARDOWN_ORDER]
+        return [k for k in self._applied_kinds if k not in known and k.kind != "Namespace"] + known
 
     def delete_all(self) -> None:
-        """Delete what :meth:`apply` applied, newest first, then wait (bounded) until it is gone."""
-        pending = list(reversed(self._applied))
+        """Delete every object labelled as this session's (any process may call it), then wait.
+
+        Objects are found by label, so the last xdist worker can tear down what another one applied.
+        The namespace goes too, but only if the plugin created it.
+        """
+        selector = ",".join(f"{k}={v}" for k, v in self._labels.items())
+        pending: list[tuple[Kind, str]] = []
+        for kind in self._teardown_kinds():
+            try:
+                listing = self.api.request(
+                    "GET",
+                    kind.collection_path(self.namespace),
+                    what=f"list {kind.plural} to tear down",
+                    query=[("labelSelector", selector)],
+                )
+            except ApiNotFound:  # a kind this server does not serve holds nothing of ours
+                continue
+            for item in listing.get("items") or []:
+                labels = (item.get("metadata") or {}).get("labels") or {}
+                if all(labels.get(k) == v for k, v in self._labels.items()):  # never delete others' objects
+                    pending.append((kind, str(item["metadata"]["name"])))
+        namespace_kind = self._kinds.resolve("v1", "Namespace")
+        with contextlib.suppress(ApiNotFound):
+            ns = self.api.request(
+                "GET", namespace_kind.object_path(None, self.namespace), what="read namespace"
+            )
+            labels = (ns.get("metadata") or {}).get("labels") or {}
+            if labels.get(CREATED_LABEL) == "true" and labels.get(MANAGED_BY[0]) == MANAGED_BY[1]:
+                pending.append((namespace_kind, self.namespace))
         for kind, name in pending:
             with contextlib.suppress(ApiNotFound):
                 self.api.request(
@@ -142,7 +188,6 @@ class KubernetesCluster:
                     f"{self.namespace} <kind> <name> -o yaml`."
                 )
             time.sleep(0.2)
-        self._applied = [(k, n) for k, n in self._applied if (k, n) not in pending]
 
     def _exists(self, kind: Kind, name: str) -> bool:
         try:

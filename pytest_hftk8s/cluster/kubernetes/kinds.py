@@ -13,7 +13,7 @@ from typing import Any
 
 from pytest_hftk8s.errors import ClusterError
 
-__all__ = ["KNOWN_KINDS", "Kind", "KindTable"]
+__all__ = ["KNOWN_KINDS", "TEARDOWN_ORDER", "Kind", "KindTable"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,23 @@ KNOWN_KINDS: tuple[Kind, ...] = (
     _k("chaos-mesh.org/v1alpha1", "PodChaos", "podchaos"),
     _k("chaos-mesh.org/v1alpha1", "NetworkChaos", "networkchaos"),
     _k("chaos-mesh.org/v1alpha1", "Schedule", "schedules"),
+)
+
+#: The kinds ``delete_all`` looks for, in deletion order: workloads before what they mount or use.
+TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("apps/v1", "DaemonSet"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("v1", "Service"),
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "PersistentVolumeClaim"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("rbac.authorization.k8s.io/v1", "ClusterRole"),
 )
 
 #: Fetches an ``APIResourceList`` for a group version path such as ``/apis/example.com/v1``.
