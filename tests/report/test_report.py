@@ -83,8 +83,10 @@ def test_summary_without_platform_says_so() -> None:
 
 
 def test_html_is_self_contained_and_escaped(tmp_path: pathlib.Path) -> None:
+    records = _records()
+    records[1]["bundle"] = str(tmp_path / "bundles" / "x")
     data = summary.build(
-        _records(), platform={"ready_seconds": 7.1}, cluster="local", profile="local", started=0
+        records, platform={"ready_seconds": 7.1}, cluster="local", profile="local", started=0
     )
     page = html.write(data, tmp_path).read_text()
     assert page.startswith("<!doctype html>")
