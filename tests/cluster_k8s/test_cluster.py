@@ -13,7 +13,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from pytest_hftk8s.cluster.base import Cluster, ContainerStatus, Endpoint, WorkloadStatus
-from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
+from pytest_hftk8s.cluster.kubernetes import ApiNotFound, KubernetesCluster
 from pytest_hftk8s.cluster.kubernetes.payloads import parse_getent
 from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
 
@@ -373,6 +373,30 @@ def test_api_errors_are_translated_and_chained(cluster: KubernetesCluster, emula
     assert isinstance(info.value.__cause__, ApiException)
     with pytest.raises(ClusterUnavailable, match="HTTP 500"):
         cluster.services()
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "phrase"),
+    [
+        (404, ApiNotFound, "not found"),
+        (409, ClusterError, "conflict"),
+        (422, ClusterError, "rejected the object"),
+        (429, ClusterUnavailable, "retry"),
+        (503, ClusterUnavailable, "control plane"),
+    ],
+)
+def test_status_codes_map_to_project_errors(
+    cluster: KubernetesCluster, emulator: Any, status: int, error: type[Exception], phrase: str
+) -> None:
+    emulator["get /apis/apps/v1/namespaces/hft/deployments"] << kmock.KubernetesError(
+        status=status, reason="Because", message="the server said no"
+    )
+    with pytest.raises(error, match=phrase) as info:
+        cluster.workloads()
+    assert "the server said no" in str(info.value)
+    assert isinstance(info.value.__cause__, ApiException)
+    if error is ClusterError:
+        assert not isinstance(info.value, ClusterUnavailable)
 
 
 def test_unreachable_server_and_unknown_context(tmp_path: Any, kubeconfig: str) -> None:
