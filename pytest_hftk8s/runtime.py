@@ -35,6 +35,7 @@ class TestState:
     call_start: float = 0.0
     call_end: float = 0.0
     uses_platform: bool = False
+    overhead_s: float = 0.0  # time the plugin itself spent on this test (SLO evaluation, bundle)
 
     def window(self) -> tuple[float, float]:
         done = [r.summary for r in self.loads if r.summary is not None]
@@ -163,11 +164,13 @@ class HftRuntime:
         offered = state.offered_rate()
         if offered is not None:
             variables["offered_rate"] = f"{offered:.6g}"
+        began = time.perf_counter()
         client = PromClient(self.platform.prometheus_url)
         try:
             results = evaluate(slos, Window(start, end), client, variables=variables)
         finally:
             client.close()
+            state.overhead_s += time.perf_counter() - began
         for r in results:
             state.slos.append(r.as_dict())
             item.user_properties.append((f"hft_slo.{r.name}", r.observed))
@@ -225,9 +228,12 @@ class HftRuntime:
             return report
         state = state or TestState()
         if report.when == "call" or report.failed:
+            began = time.perf_counter()
             record = self._record(item, state, report)
             if report.failed and used:
                 record["bundle"] = self._bundle(item, state, report, record)
+            state.overhead_s += time.perf_counter() - began
+            record["plugin_overhead_s"] = round(state.overhead_s, 4)
             report.hft = record
         return report
 
@@ -274,7 +280,7 @@ class HftRuntime:
         if hft:
             if hft.get("platform") and self.platform_info is None:
                 self.platform_info = hft["platform"]
-            for key in ("window", "slos", "load", "chaos", "bundle"):
+            for key in ("window", "slos", "load", "chaos", "bundle", "plugin_overhead_s"):
                 if hft.get(key):
                     record[key] = hft[key]
         if report.failed:
