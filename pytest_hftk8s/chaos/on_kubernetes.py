@@ -10,10 +10,8 @@ module never imports ``kubernetes`` itself and knows nothing of the local backen
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 from pytest_hftk8s.chaos import registry
@@ -25,12 +23,13 @@ from pytest_hftk8s.chaos.experiments import (
     Experiment,
     Schedule,
 )
+from pytest_hftk8s.chaos.run import ChaosRun
 from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
 from pytest_hftk8s.cluster.kubernetes.api import ApiNotFound, KubeApi
 from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
 from pytest_hftk8s.errors import ChaosError
 
-__all__ = ["CHAOS_PLURALS", "ChaosRun", "KubernetesChaos"]
+__all__ = ["CHAOS_PLURALS", "ChaosRun", "KubernetesChaos"]  # ChaosRun re-exported
 
 #: Every kind the plugin creates, swept by label at session start.
 CHAOS_PLURALS = ("stresschaos", "podchaos", "networkchaos", "schedules")
@@ -50,46 +49,6 @@ class ContainerRecordPayload(TypedDict, total=False):
     injectedCount: int
     recoveredCount: int
     events: list[ChaosEventPayload]
-
-
-@dataclass
-class ChaosRun:
-    """One experiment's life: what was sent, when it was injected and removed, what it hit."""
-
-    kind: str
-    name: str
-    namespace: str
-    plural: str
-    object: dict[str, Any]
-    dry_run: bool = False
-    started_at: float = field(default_factory=time.time)
-    injected_at: float | None = None
-    ended_at: float | None = None
-    records: list[ContainerRecordPayload] = field(default_factory=list)
-    removed: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.plural}/{self.name}"
-
-    @property
-    def window(self) -> tuple[float, float | None]:
-        return (self.injected_at or self.started_at, self.ended_at)
-
-    def to_summary(self) -> dict[str, Any]:
-        """A plain record for ``summary.json``: what ran, where, when, and what it hit."""
-        spec = self.object.get("spec") or {}
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "namespace": self.namespace,
-            "action": spec.get("action") or next(iter(spec.get("stressors") or {}), None),
-            "dry_run": self.dry_run,
-            "window": list(self.window),
-            "injected": self.injected_at is not None,
-            "containers": [str(r.get("id", "")) for r in self.records],
-        }
 
 
 def _condition(obj: dict[str, Any], kind: str) -> bool:

@@ -19,6 +19,7 @@ import yaml
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos import registry
 from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
+from pytest_hftk8s.chaos.run import ChaosDriver
 from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
 from pytest_hftk8s.errors import ChaosError, ChaosRefused
 
@@ -59,6 +60,10 @@ def _registry_is_left_empty() -> Iterator[None]:
 
 def _calls(emulator: Any, path_suffix: str = "") -> list[tuple[str, str]]:
     return [(str(r.method), r.url.path) for r in emulator.requests() if r.url.path.endswith(path_suffix)]
+
+
+def test_is_a_chaos_driver(driver: KubernetesChaos) -> None:
+    assert isinstance(driver, ChaosDriver)
 
 
 def test_inject_creates_waits_for_injection_and_removes(
@@ -224,6 +229,7 @@ DRIVER_SETUP = """
 import os, pathlib, sys, time
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
+from pytest_hftk8s.chaos.run import ChaosDriver
 from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
 
 def make_driver():
