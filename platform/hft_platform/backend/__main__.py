@@ -5,6 +5,8 @@ One uvicorn worker per process (uvloop + httptools), as in the field report; sca
 
 from __future__ import annotations
 
+import gc
+
 import uvicorn
 
 from hft_platform.backend.app import create_app
@@ -13,6 +15,10 @@ from hft_platform.settings import load_settings
 
 def main() -> None:
     settings = load_settings()
+    # The app's long-lived objects never die; keep the cyclic GC from rescanning them every few
+    # hundred allocations (a per-request cost on a hot path that allocates a lot).
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     uvicorn.run(
         create_app(settings),
         host=settings.bind_host,
@@ -24,6 +30,7 @@ def main() -> None:
         log_level="warning",
         backlog=4096,
         timeout_keep_alive=75,
+        proxy_headers=False,  # behind nginx we need no client-address rewriting; it costs per request
     )
 
 

@@ -14,7 +14,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from hft_platform.backend.services.engine_client import EngineRouter
-from hft_platform.backend.services.redis_gate import RedisGate
+from hft_platform.backend.services.order_path import OrderPath
+from hft_platform.backend.services.resp import RespClient
 from hft_platform.backend.services.users import KeyDirectory
 from hft_platform.schema import apply_schema
 from hft_platform.settings import Settings
@@ -29,7 +30,8 @@ class BackendContext:
     pool: asyncpg.Pool
     redis: aioredis.Redis
     engine: EngineRouter
-    gate: RedisGate
+    resp: RespClient
+    order_path: OrderPath
     keys: KeyDirectory
 
     @property
@@ -48,12 +50,15 @@ class BackendContext:
                 return False
 
         pg_ok, redis_ok, shards = await asyncio.gather(
-            pg(), self.gate.ping(timeout_s=PROBE_TIMEOUT_S), self.engine.ping_all(timeout_s=PROBE_TIMEOUT_S)
+            pg(),
+            self.order_path.ping(timeout_s=PROBE_TIMEOUT_S),
+            self.engine.ping_all(timeout_s=PROBE_TIMEOUT_S),
         )
         return {"postgres": pg_ok, "redis": redis_ok, **{f"engine:{k}": v for k, v in shards.items()}}
 
     async def close(self) -> None:
         await self.engine.close()
+        await self.resp.close()
         with contextlib.suppress(Exception):
             await self.redis.aclose()
         with contextlib.suppress(Exception):
@@ -86,11 +91,14 @@ async def open_context(settings: Settings) -> BackendContext:
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
     engine = EngineRouter(settings.shards)
     engine.start()
+    resp = RespClient(settings.redis_url, on_connect=OrderPath.on_connect)
+    resp.start()
     return BackendContext(
         settings=settings,
         pool=pool,
         redis=redis,
         engine=engine,
-        gate=RedisGate(redis, rate_limit=settings.rate_limit),
+        resp=resp,
+        order_path=OrderPath(resp, engine, rate_limit=settings.rate_limit),
         keys=KeyDirectory(pool, redis),
     )

@@ -5,6 +5,7 @@ With the routes, the only place that knows HTTP status codes and raises ``HTTPEx
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException, Request
@@ -46,21 +47,30 @@ async def get_ctx(request: Request) -> BackendContext:
 Ctx = Annotated[BackendContext, Depends(get_ctx)]
 
 
-async def current_user(
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request: who is calling, and the context to serve it with."""
+
+    user_id: int
+    ctx: BackendContext
+
+
+async def current_caller(
     request: Request,
     x_api_key: Annotated[str | None, Header(description="API key from POST /v1/users")] = None,
-) -> int:
-    keys = request.app.state.ctx.keys
+) -> Caller:
+    ctx: BackendContext = request.app.state.ctx
     if x_api_key is not None:
-        user_id = keys.cached(x_api_key)
+        user_id = ctx.keys.cached(x_api_key)
         if user_id is not None:
-            return user_id
+            return Caller(user_id, ctx)
     try:
-        return await keys.resolve(api_key=x_api_key)
+        return Caller(await ctx.keys.resolve(api_key=x_api_key), ctx)
     except ServiceError as e:
         if request.url.path == "/v1/orders" and request.method == "POST":
             metrics.ORDERS.labels("unauthorized" if isinstance(e, Unauthenticated) else "unavailable").inc()
         raise http_error(e) from e
 
 
-UserId = Annotated[int, Depends(current_user)]
+#: One dependency for authenticated routes (each extra dependency costs per request).
+Authenticated = Annotated[Caller, Depends(current_caller)]

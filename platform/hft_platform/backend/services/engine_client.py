@@ -129,25 +129,37 @@ class ShardClient(asyncio.Protocol):
                     entry[0].set_result(body)
 
     # -- requests ----------------------------------------------------------------------------
-    async def submit(
-        self, *, user_id: int, client_order_id: str, symbol: str, side: int, kind: int, price: int, qty: int
-    ) -> Ack:
-        req_id, fut = self._register()
+    def enqueue(
+        self,
+        fut: asyncio.Future,
+        *,
+        user_id: int,
+        client_order_id: str,
+        symbol: str,
+        side: int,
+        kind: int,
+        price: int,
+        qty: int,
+    ) -> None:
+        """Add an order to this tick's frame; ``fut`` gets the raw ACK_REC tuple or Unavailable."""
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            fut.set_exception(Unavailable(self._unavailable("not connected")))
+            return
+        self._next_req = req_id = (self._next_req + 1) & _REQ_MASK
+        self._pending[req_id] = (fut, time.monotonic())
         self._orders.append(
             wire.ORDER_REC.pack(
                 req_id, user_id, price, qty, side, kind, symbol.encode(), client_order_id.encode()
             )
         )
         self._schedule_flush()
-        _, status, state, dup, order_id, filled, resting = await fut
-        return Ack(order_id, status, state, filled, resting, bool(dup))
 
     async def cancel(self, *, user_id: int, order_id: int, symbol: str) -> Ack:
         req_id, fut = self._register()
         self._cancels.append(wire.CANCEL_REC.pack(req_id, user_id, order_id, symbol.encode()))
         self._schedule_flush()
-        _, status, state, dup, order_id, filled, resting = await fut
-        return Ack(order_id, status, state, filled, resting, bool(dup))
+        return ack_from_record(await fut)
 
     async def control(self, op: str, **fields: object) -> dict:
         req_id, fut = self._register()
@@ -195,6 +207,11 @@ class ShardClient(asyncio.Protocol):
             f"engine shard {self.shard.address} unavailable ({why}); the order may or may not have been "
             "accepted: retry with the same client_order_id"
         )
+
+
+def ack_from_record(rec: tuple) -> Ack:
+    _, status, state, dup, order_id, filled, resting = rec
+    return Ack(order_id, status, state, filled, resting, bool(dup))
 
 
 class EngineRouter:

@@ -15,7 +15,8 @@ import orjson
 
 from hft_platform.backend.context import BackendContext
 from hft_platform.backend.models import OrderIn
-from hft_platform.backend.services.errors import Conflict, InvalidRequest, NotFound, RateLimited, Unavailable
+from hft_platform.backend.services.engine_client import ack_from_record
+from hft_platform.backend.services.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from hft_platform.domain import (
     KIND_NAMES,
     KINDS,
@@ -73,26 +74,22 @@ def _ticks(order: OrderIn) -> int:
 
 async def place(ctx: BackendContext, *, user_id: int, order: OrderIn) -> Placed:
     """Place ``order`` and wait until it is durable."""
-    client = ctx.engine.for_symbol(order.symbol)
-    if client is None:
+    if ctx.engine.for_symbol(order.symbol) is None:
         raise InvalidRequest(f"unknown symbol {order.symbol!r}; expected one of {', '.join(ctx.symbols)}")
-    price = _ticks(order)
-    gate = await ctx.gate.check(user_id=user_id, client_order_id=order.client_order_id)
-    if not gate.allowed:
-        raise RateLimited(f"more than {ctx.rate_limit} orders/s for this API key; slow down and retry")
-    if gate.cached_ack is not None:
-        return Placed(gate.cached_ack, replay=True, accepted=True)
-    ack = await client.submit(
+    outcome = await ctx.order_path.submit(
         user_id=user_id,
         client_order_id=order.client_order_id,
         symbol=order.symbol,
         side=SIDES[order.side],
         kind=KINDS[order.type],
-        price=price,
+        price=_ticks(order),
         qty=order.qty,
     )
+    if isinstance(outcome, bytes):  # answered from the Redis ack cache
+        return Placed(outcome, replay=True, accepted=b'"reject_reason":null' in outcome)
+    ack = ack_from_record(outcome)
     body = ack_body(ack, client_order_id=order.client_order_id)
-    ctx.gate.remember(user_id=user_id, client_order_id=order.client_order_id, ack=body)
+    ctx.order_path.remember(user_id=user_id, client_order_id=order.client_order_id, ack=body)
     return Placed(body, replay=ack.duplicate, accepted=ack.status == EngineStatus.OK)
 
 

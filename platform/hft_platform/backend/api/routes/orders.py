@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response
 
 from hft_platform.backend import metrics
-from hft_platform.backend.deps import Ctx, UserId, http_error
+from hft_platform.backend.deps import Authenticated, http_error
 from hft_platform.backend.models import MAX_ORDER_ID, AckOut, CancelOut, OrderIn, OrderOut, Problem
 from hft_platform.backend.services import orders
 from hft_platform.backend.services.errors import InvalidRequest, RateLimited, ServiceError
@@ -24,7 +24,7 @@ _observe = metrics.ORDER_LATENCY.observe
 
 
 @router.post("", response_model=AckOut, responses=_ERRORS)
-async def place_order(order: OrderIn, user_id: UserId, ctx: Ctx) -> Response:
+async def place_order(order: OrderIn, caller: Authenticated) -> Response:
     """Submit an order. The reply is sent only after the order is committed to PostgreSQL.
 
     Retrying with the same ``client_order_id`` returns the same acknowledgement (header
@@ -32,7 +32,7 @@ async def place_order(order: OrderIn, user_id: UserId, ctx: Ctx) -> Response:
     """
     started = time.perf_counter()
     try:
-        placed = await orders.place(ctx, user_id=user_id, order=order)
+        placed = await orders.place(caller.ctx, user_id=caller.user_id, order=order)
     except ServiceError as e:
         outcome = {InvalidRequest: "invalid", RateLimited: "rate_limited"}.get(type(e), "unavailable")
         metrics.ORDERS.labels(outcome).inc()
@@ -46,17 +46,17 @@ async def place_order(order: OrderIn, user_id: UserId, ctx: Ctx) -> Response:
 
 
 @router.get("/{order_id}", response_model=OrderOut, responses=_ERRORS)
-async def get_order(order_id: OrderIdPath, user_id: UserId, ctx: Ctx) -> OrderOut:
+async def get_order(order_id: OrderIdPath, caller: Authenticated) -> OrderOut:
     try:
-        return OrderOut(**await orders.get_order(ctx, user_id=user_id, order_id=order_id))
+        return OrderOut(**await orders.get_order(caller.ctx, user_id=caller.user_id, order_id=order_id))
     except ServiceError as e:
         raise http_error(e) from e
 
 
 @router.delete("/{order_id}", response_model=CancelOut, responses=_ERRORS)
-async def cancel_order(order_id: OrderIdPath, user_id: UserId, ctx: Ctx) -> CancelOut:
+async def cancel_order(order_id: OrderIdPath, caller: Authenticated) -> CancelOut:
     """Cancel an open order; 409 if it is already filled, cancelled or expired."""
     try:
-        return CancelOut(**await orders.cancel(ctx, user_id=user_id, order_id=order_id))
+        return CancelOut(**await orders.cancel(caller.ctx, user_id=caller.user_id, order_id=order_id))
     except ServiceError as e:
         raise http_error(e) from e
