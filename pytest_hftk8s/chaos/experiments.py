@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, TypeVar
 
 from pytest_hftk8s.errors import ConfigError
@@ -334,7 +334,6 @@ class Schedule:
     history_limit: int = 1
     concurrency_policy: Literal["Forbid", "Allow"] = "Forbid"
     starting_deadline_seconds: int | None = None
-    duration: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         cron = self.cron if isinstance(self.cron, str) else ""

@@ -27,7 +27,7 @@ from pytest_hftk8s.chaos.run import ChaosRun
 from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
 from pytest_hftk8s.cluster.kubernetes.api import ApiNotFound, KubeApi
 from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
-from pytest_hftk8s.errors import ChaosError
+from pytest_hftk8s.errors import ChaosError, ClusterError
 
 __all__ = ["CHAOS_PLURALS", "ChaosRun", "KubernetesChaos"]  # ChaosRun re-exported
 
@@ -124,7 +124,10 @@ class KubernetesChaos:
         registry.register(run.key, lambda: self.remove(run))
         interrupted = False
         try:
-            self._call("create", run, self._custom.create_namespaced_custom_object, body=obj)
+            try:
+                self._call("create", run, self._custom.create_namespaced_custom_object, body=obj)
+            except ClusterError as e:
+                raise ChaosError(f"{run.kind} {run.name} could not be created: {e}") from e
             if not isinstance(experiment, Schedule):  # a Schedule injects nothing by itself
                 self._wait_injected(run)
             yield run

@@ -139,6 +139,20 @@ def test_injection_timeout_without_events_points_at_the_selector(
     )
 
 
+def test_missing_chaos_mesh_is_a_chaos_error(driver: KubernetesChaos, emulator: Any) -> None:
+    emulator[f"post {STRESS_PATH}"] << kmock.KubernetesNotFoundError(
+        message="the server could not find the resource"
+    )
+    with (
+        pytest.raises(
+            ChaosError, match=r"could not be created.*install its CRDs \(e.g. Chaos Mesh\)"
+        ) as info,
+        driver.inject(chaos.stress_cpu(target="backend"), name="hft-nocrd"),
+    ):
+        pytest.fail("the block must not run when creation failed")
+    assert info.value.__cause__ is not None
+
+
 def test_an_exception_in_the_block_still_removes(driver: KubernetesChaos, emulator: Any) -> None:
     with (
         pytest.raises(RuntimeError, match="test body failed"),
