@@ -23,6 +23,7 @@ Remover = Callable[[], None]
 _lock = threading.RLock()
 _live: dict[str, Remover] = {}
 _installed = False
+_sigint_installed = False
 _previous_sigint: Any = None
 
 
@@ -71,11 +72,12 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
 
 
 def _install_guards() -> None:
-    global _installed, _previous_sigint
-    if _installed:
-        return
-    atexit.register(remove_all)
-    if threading.current_thread() is threading.main_thread():
+    global _installed, _sigint_installed, _previous_sigint
+    if not _installed:
+        atexit.register(remove_all)
+        _installed = True
+    # Signal handlers can only be set from the main thread; a later main-thread registration does it.
+    if not _sigint_installed and threading.current_thread() is threading.main_thread():
         _previous_sigint = signal.getsignal(signal.SIGINT)
         signal.signal(signal.SIGINT, _on_sigint)
-    _installed = True
+        _sigint_installed = True
