@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -12,6 +15,7 @@ import pytest
 from local_workloads import NEEDS_ROOT, alive, hft_cgroups, wait_for
 
 from pytest_hftk8s import manifests
+from pytest_hftk8s.cluster.base import Cluster
 from pytest_hftk8s.cluster.local import LocalCluster
 
 pytestmark = [
@@ -37,18 +41,39 @@ def _get(url: str) -> int:
 
 def test_local_overlay_becomes_ready_serves_and_is_scraped(make_cluster: Callable[..., LocalCluster]) -> None:
     cluster = make_cluster(backoff_scale=1.0)
-    cluster.apply(manifests.render("local"))  # rendered for namespace hft; lands in "t" like on kubernetes
+    objects = manifests.render("local")
+    cluster.apply(objects)  # rendered for namespace hft; lands in "t" like on kubernetes
     wait_for(
         lambda: all(w.is_available for w in cluster.workloads()), timeout=45, what="every workload available"
     )
+    assert isinstance(cluster, Cluster)
     pods = {p.workload: p for p in cluster.pods()}
     assert set(pods) == {"backend", "engine", "nginx", "prometheus", "postgres", "redis"}
-    assert all(c.restart_count == 0 for p in pods.values() for c in p.containers)
+    restarted = {
+        p.name: (c.last_terminated_reason, cluster.pod_logs(p.name, tail=20))
+        for p in pods.values()
+        for c in p.containers
+        if c.restart_count
+    }
+    assert restarted == {}
 
     # Cluster DNS as the backend sees it: each Service name is its pod's loopback address.
     for name in ("postgres", "redis", "engine", "backend"):
         assert cluster.resolve_in_pod(pods["backend"].name, name) == [pods[name].ip]
     assert cluster.resolve_in_pod(pods["nginx"].name, "backend.t.svc.cluster.local") == [pods["backend"].ip]
+
+    # PostgreSQL honours POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB over TCP, like the official image.
+    secret = next(o for o in objects if o["kind"] == "Secret")["data"]["password"]
+    password = base64.b64decode(secret).decode()
+    pg = cluster.service_address("postgres", 5432)
+    for pw, expected in ((password, 0), ("wrong", 2)):
+        psql = subprocess.run(
+            ["/usr/lib/postgresql/15/bin/psql", "-h", pg.host, "-p", str(pg.port), "-U", "hft", "-d", "hft", "-tAc", "select current_database()"],
+            env={**os.environ, "PGPASSWORD": pw}, capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        assert psql.returncode == expected, psql.stderr
+    assert psql.stderr
+    assert "password authentication failed" in psql.stderr
 
     nginx = cluster.service_address("nginx", "http")
     assert _get(nginx.url + "/nginx-health") == 200

@@ -67,12 +67,10 @@ def test_platform_env_follows_the_contract(rendered: tuple[str, list[dict]]) -> 
     for name in ("backend", "engine"):
         env = {e["name"]: e for e in containers[name]["env"]}
         assert env["HFT_BIND_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
-    backend_env = {e["name"]: e for e in containers["backend"]["env"]}
-    assert backend_env["HFT_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "hft-db",
-        "key": "password",
-    }
-    assert backend_env["HFT_DB_HOST"]["value"] == "postgres"
+    for name in ("backend", "engine"):  # both talk to PostgreSQL with the Secret's password
+        env = {e["name"]: e for e in containers[name]["env"]}
+        assert env["HFT_DB_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "hft-db", "key": "password"}
+        assert env["HFT_DB_HOST"]["value"] == "postgres"
     pg_env = {e["name"]: e for e in containers["postgres"]["env"]}
     assert pg_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "hft-db"
 

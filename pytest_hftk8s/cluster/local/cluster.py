@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,16 @@ from pytest_hftk8s.cluster.base import (
     ServiceAddress,
     WorkloadStatus,
 )
-from pytest_hftk8s.cluster.local import cgroups, images, model, promsd
+from pytest_hftk8s.cluster.local import cgroups, discovery, images, model, promsd
 from pytest_hftk8s.cluster.local.backoff import CrashBackoff
+from pytest_hftk8s.cluster.local.discovery import NODE_NAME
 from pytest_hftk8s.cluster.local.exporter import ContainerSample, MetricsExporter, MetricsSnapshot
-from pytest_hftk8s.cluster.local.hosts import ClusterDns, render_hosts
+from pytest_hftk8s.cluster.local.hosts import ClusterDns
 from pytest_hftk8s.cluster.local.pod import Container, EventLog, Pod, RuntimeFiles
 from pytest_hftk8s.cluster.local.state import RunState, StateFile, clean, sweep
 from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
 
 log = logging.getLogger("pytest_hftk8s.local")
-NODE_NAME = "hftk8s-local"
 TICK_SECONDS = 0.05
 _BASE_ENV_KEYS = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ")
 
@@ -94,7 +93,7 @@ class LocalCluster:
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hft-probe")
         self._deleted = False
         self.exporter = MetricsExporter(self._metrics_snapshot)
-        self.dns = ClusterDns(self.runtime_dir / "etc")
+        self.dns = ClusterDns(self.runtime_dir / "etc", nameserver=f"127.0.{self.exporter.subnet}.1")
         self._files = RuntimeFiles(hosts=self.dns.hosts, resolv=self.dns.resolv)
         atexit.register(self.delete_all)
 
@@ -237,7 +236,9 @@ class LocalCluster:
                 with self._lock:
                     now = time.monotonic()
                     for pod in self._pods:
-                        pod.tick(now, self._files, self._pool, self._lock, self._progress)
+                        pod.tick(
+                            now, files=self._files, pool=self._pool, lock=self._lock, progress=self._progress
+                        )
                     self._after_tick()
             except Exception:  # keep supervising; the failure is visible in the log and in pod status
                 log.exception("local cluster supervisor tick failed")
@@ -259,82 +260,14 @@ class LocalCluster:
     def _containers(self) -> list[Container]:
         return [c for p in self._pods for c in p.containers]
 
-    def _service_pods(self, svc: model.ServiceSpec) -> list[Pod]:
-        return [
-            p
-            for p in self._pods
-            if svc.selector and all(p.template.labels.get(k) == v for k, v in svc.selector.items())
-        ]
-
     def _refresh_discovery(self) -> None:
         """Rewrite cluster DNS and Prometheus' target files from the current pod states."""
-        pods = []
-        for p in self._pods:
-            aliases = (
-                [
-                    f"{p.name}.{p.template.service_name}.{p.template.namespace}.svc.cluster.local",
-                    f"{p.name}.{p.template.service_name}",
-                ]
-                if p.template.service_name
-                else []
-            )
-            pods.append((p.name, p.ip, aliases))
-        services = {}
-        for svc in self._services:
-            members = self._service_pods(svc)
-            ready = [p.ip for p in members if p.ready or svc.publish_not_ready]
-            services[(svc.name, svc.namespace)] = ready or ([] if svc.headless else [p.ip for p in members])
-        self.dns.write(render_hosts(pods=pods, services=services))
+        self.dns.write(discovery.hosts_content(self._pods, self._services))
         if self._sd_files:
-            promsd.write(self._sd_files, self._discovery())
-
-    def _discovery(self) -> promsd.Discovery:
-        sd_pods = tuple(
-            promsd.SdPod(
-                name=p.name, namespace=p.template.namespace, ip=p.ip, ready=p.ready, phase=p.phase, node=NODE_NAME,
-                controller_kind="StatefulSet" if p.template.kind == "StatefulSet" else "ReplicaSet",
-                controller_name=p.template.workload if p.template.kind == "StatefulSet" else f"{p.template.workload}-{p.template.template_hash}",
-                labels=p.template.labels, annotations=p.template.annotations,
-                containers=tuple(promsd.SdContainer(c.spec.name, c.spec.image, tuple((x.name, x.port, x.protocol) for x in c.spec.ports)) for c in p.containers),
+            sd = discovery.prometheus_discovery(
+                self._pods, self._services, exporter_address=self.exporter.address
             )
-            for p in self._pods
-        )  # fmt: skip
-        endpoints = [
-            promsd.SdEndpoint(
-                svc.name,
-                svc.namespace,
-                e.port_name,
-                e.port,
-                e.address,
-                e.ready,
-                pod=e.pod,
-                service_labels=svc.labels,
-            )
-            for svc in self._services
-            for e in self._endpoint_rows(svc)
-        ]
-        host, port = self.exporter.address.rsplit(":", 1)
-        endpoints.append(
-            promsd.SdEndpoint("kube-state-metrics", "kube-system", "http-metrics", int(port), host, True)
-        )
-        return promsd.Discovery(
-            pods=sd_pods, endpoints=tuple(endpoints), nodes=(promsd.SdNode(NODE_NAME, self.exporter.address),)
-        )
-
-    def _endpoint_rows(self, svc: model.ServiceSpec) -> list[_EndpointRow]:
-        rows = []
-        for pod in self._service_pods(svc):
-            for sp in svc.ports:
-                number = None
-                for c in pod.containers:
-                    try:
-                        number = c.spec.port_number(sp.target_port)
-                        break
-                    except Exception:
-                        continue
-                if number is not None:
-                    rows.append(_EndpointRow(pod.name, pod.ip, number, pod.ready, sp.name))
-        return rows
+            promsd.write(self._sd_files, sd)
 
     def _metrics_snapshot(self) -> MetricsSnapshot:
         with self._lock:
@@ -379,7 +312,9 @@ class LocalCluster:
     def endpoints(self, service: str) -> list[Endpoint]:
         with self._lock:
             svc = self._service(service)
-            return [Endpoint(r.pod, r.address, r.port, r.ready) for r in self._endpoint_rows(svc)]
+            return [
+                Endpoint(r.pod, r.address, r.port, r.ready) for r in discovery.endpoint_rows(svc, self._pods)
+            ]
 
     def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
         with self._lock:
@@ -415,7 +350,7 @@ class LocalCluster:
                 raise ClusterError(
                     f"service {service} has no port {port!r}; it has {[(p.name, p.port) for p in svc.ports]}"
                 )
-            rows = [r for r in self._endpoint_rows(svc) if r.port_name == sp.name]
+            rows = [r for r in discovery.endpoint_rows(svc, self._pods) if r.port_name == sp.name]
             if not rows:
                 raise ClusterError(
                     f"service {service} selects no pods; check its selector {dict(svc.selector)}"
@@ -440,7 +375,13 @@ class LocalCluster:
         return self.events_log.list()
 
     def close(self) -> None:
-        """Nothing to release: the local cluster holds no client connections (pods keep running)."""
+        """Let the pods outlive this process (``--hft-keep``): no teardown at interpreter exit.
+
+        They then run unsupervised (no probes, no restarts) until the next LocalCluster on the same
+        ``state_dir`` sweeps them, or ``python -m pytest_hftk8s.cluster.local sweep``. Does nothing
+        after :meth:`delete_all`.
+        """
+        atexit.unregister(self.delete_all)
 
     # -- local extras for chaos and the failure bundle -----------------------------------------
 
@@ -512,12 +453,3 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.delete_all()
-
-
-@dataclass(frozen=True)
-class _EndpointRow:
-    pod: str
-    address: str
-    port: int
-    ready: bool
-    port_name: str

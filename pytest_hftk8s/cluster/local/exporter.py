@@ -139,7 +139,8 @@ class MetricsExporter:
     def __init__(self, snapshot: Callable[[], MetricsSnapshot]) -> None:
         self._snapshot = snapshot
         self.server = self._bind_free_subnet()
-        self.host, self.port = self.server.server_address[:2]
+        host, self.port = self.server.server_address[:2]
+        self.host = host if isinstance(host, str) else host.decode()
         self.subnet = int(str(self.host).split(".")[2])
         self._thread = threading.Thread(
             target=self.server.serve_forever, name="hft-local-exporter", daemon=True

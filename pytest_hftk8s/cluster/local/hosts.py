@@ -5,7 +5,8 @@ name, StatefulSet pod names ``<pod>.<service>``, and every Service as ``<svc>``,
 ``<svc>.<ns>.svc`` and ``<svc>.<ns>.svc.cluster.local`` mapped to its ready pod addresses (all of them,
 like a headless Service). A ClusterIP Service with no ready pod still resolves (to its pods, which
 refuse connections like a VIP without endpoints), so clients that resolve at start keep working. The
-resolv.conf points at loopback only, so no lookup ever leaves this machine. The hosts file is rewritten
+resolv.conf points at a loopback address of the cluster's own subnet, so no lookup ever leaves this
+machine. The hosts file is rewritten
 in place (same inode: it is bind-mounted) and never shrinks, so readers never see a missing file. It
 must not start processes.
 """
@@ -16,7 +17,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-RESOLV_CONF = "nameserver 127.0.0.1\noptions timeout:1 attempts:1 ndots:1\n"
+#: No DNS server listens there: lookups missing from the hosts file fail at once, on loopback.
+RESOLV_TEMPLATE = "nameserver {nameserver}\noptions timeout:1 attempts:1 ndots:1\n"
 _BLOCK = 4096
 
 
@@ -49,11 +51,12 @@ def render_hosts(
 class ClusterDns:
     """The two files every container sees at /etc/hosts and /etc/resolv.conf."""
 
-    def __init__(self, etc_dir: Path) -> None:
+    def __init__(self, etc_dir: Path, *, nameserver: str = "127.0.0.1") -> None:
+        """``nameserver``: a loopback address of this cluster's own subnet where nothing serves DNS."""
         etc_dir.mkdir(parents=True, exist_ok=True)
         self.hosts = etc_dir / "hosts"
         self.resolv = etc_dir / "resolv.conf"
-        self.resolv.write_text(RESOLV_CONF)
+        self.resolv.write_text(RESOLV_TEMPLATE.format(nameserver=nameserver))
         self.hosts.write_text(" " * _BLOCK)
         self._size = _BLOCK
         self._content = ""

@@ -58,9 +58,8 @@ class LaunchContext:
     def translate(self, text: str) -> str:
         """Rewrite container paths under non-bindable mountPaths (in argv, env values, workingDir)."""
         for prefix, host in self.rewrites:
-            text = re.sub(
-                rf"(^|=){re.escape(prefix.rstrip('/'))}(?=/|$)", lambda m, h=host: m.group(1) + str(h), text
-            )
+            pattern = re.compile(rf"(^|=){re.escape(prefix.rstrip('/'))}(?=/|$)")
+            text = pattern.sub(lambda m, host=str(host): m.group(1) + host, text)  # type: ignore[misc]
         return text
 
     def override_file(self, container_path: str, content: str) -> Path:

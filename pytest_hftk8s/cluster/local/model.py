@@ -155,7 +155,7 @@ class ServiceSpec:
 def _probe(raw: Mapping[str, Any] | None, container: Mapping[str, Any]) -> ProbeSpec | None:
     if not raw:
         return None
-    common = {
+    common: dict[str, Any] = {
         "initial_delay": float(raw.get("initialDelaySeconds", 0)),
         "period": float(raw.get("periodSeconds", 10)),
         "timeout": float(raw.get("timeoutSeconds", 1)),

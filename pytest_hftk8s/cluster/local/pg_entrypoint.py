@@ -3,7 +3,8 @@
 Its job, like the official image: on an empty ``$PGDATA``, initdb with ``POSTGRES_USER`` /
 ``POSTGRES_PASSWORD`` (scram-sha-256 for TCP), create ``POSTGRES_DB``; then drop root and exec the
 server with the given arguments. Differences: the database is created in single-user mode (no temporary
-server), initdb runs with ``--no-sync`` (the data directory is deleted at teardown anyway), and
+server), initdb runs with ``--no-sync`` (the data directory is deleted at teardown anyway) and
+``--auth-host`` (here every client is a loopback client, so 127.0.0.1 must not mean trust), and
 ``/docker-entrypoint-initdb.d`` is not supported. It must not import anything from the plugin.
 """
 
@@ -17,10 +18,6 @@ from pathlib import Path
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 USER = "postgres"
-
-
-def _as_postgres() -> dict[str, object]:
-    return {"user": USER, "group": pwd.getpwnam(USER).pw_gid, "extra_groups": []}
 
 
 def _fail(message: str) -> None:
@@ -46,8 +43,14 @@ def _init(pgdata: Path) -> None:
             f"--pwfile={pwfile}",
             "--no-sync",
         ]
+        # Every client here connects from 127.0.0.1 (in a pod network none does), so initdb's loopback
+        # lines get the image's host auth method instead of trust; the unix socket stays trust.
+        argv += [f"--auth-host={auth}", "--auth-local=trust"]
         argv += os.environ.get("POSTGRES_INITDB_ARGS", "").split()
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False, **_as_postgres())
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=60, check=False,
+            user=USER, group=pwd.getpwnam(USER).pw_gid, extra_groups=[],
+        )  # fmt: skip
     finally:
         pwfile.unlink(missing_ok=True)
     if done.returncode != 0:
@@ -59,7 +62,8 @@ def _init(pgdata: Path) -> None:
         sql = f'CREATE DATABASE "{database}";\n'
         done = subprocess.run(
             [str(BIN / "postgres"), "--single", "-D", str(pgdata), "-j", "postgres"],
-            input=sql, capture_output=True, text=True, timeout=60, check=False, **_as_postgres(),
+            input=sql, capture_output=True, text=True, timeout=60, check=False,
+            user=USER, group=pwd.getpwnam(USER).pw_gid, extra_groups=[],
         )  # fmt: skip
         if done.returncode != 0 or "ERROR:" in done.stdout + done.stderr:
             _fail(f"creating database {database!r} failed: {(done.stdout + done.stderr).strip()[-500:]}")

@@ -96,7 +96,7 @@ class Container:
         ]
         return "; ".join(errors)
 
-    def start(self, now: float, files: RuntimeFiles) -> None:
+    def start(self, now: float, *, files: RuntimeFiles) -> None:
         self.oom_baseline = self.cgroup.oom_kills() if self.cgroup else None
         try:
             self.proc = ContainerProcess.start(
@@ -123,11 +123,11 @@ class Container:
             self.pod.name, "Started", f"Started container {self.spec.name} (pid {self.proc.pid})"
         )
 
-    def tick(self, now: float, files: RuntimeFiles, pool: Executor, lock: threading.RLock) -> None:
+    def tick(self, now: float, *, files: RuntimeFiles, pool: Executor, lock: threading.RLock) -> None:
         if self.state == "waiting" and self.restart_at is not None and now >= self.restart_at:
             if self.cgroup is None or not self.cgroup.pids():
                 self.restart_count += 1
-                self.start(now, files)
+                self.start(now, files=files)
             return
         if self.proc is None or self.state != "running":
             return
@@ -260,6 +260,7 @@ class Pod:
     def tick(
         self,
         now: float,
+        *,
         files: RuntimeFiles,
         pool: Executor,
         lock: threading.RLock,
@@ -276,10 +277,10 @@ class Pod:
             )
             progress(f"pod {self.name}: starting ({self.ip})")
             for c in self.containers:
-                c.start(now, files)
+                c.start(now, files=files)
             return
         for c in self.containers:
-            c.tick(now, files, pool, lock)
+            c.tick(now, files=files, pool=pool, lock=lock)
 
     def status(self) -> PodStatus:
         return PodStatus(

@@ -94,7 +94,7 @@ def clean(state: RunState, *, timeout: float = 10.0) -> list[str]:
 
 def sweep(state_dir: Path) -> list[str]:
     """Clean every run under ``state_dir`` whose owner process is gone. Returns a line per swept run."""
-    report = []
+    report: list[str] = []
     if not state_dir.is_dir():
         return report
     for path in sorted(state_dir.glob(f"{PREFIX}*.json")):
