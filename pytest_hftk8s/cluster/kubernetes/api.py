@@ -43,6 +43,7 @@ class KubeApi:
     ) -> None:
         from kubernetes import client, config
         from kubernetes.config.config_exception import ConfigException
+        from urllib3.util.retry import Retry
 
         self.context = context
         self.request_timeout = request_timeout
@@ -58,7 +59,9 @@ class KubeApi:
                 f"defines this context; list them with `kubectl config get-contexts` and pass one with "
                 f"--hft-cluster=<context>, or use --hft-cluster=local to run without a cluster."
             ) from e
-        configuration.retries = 0  # bounded: one try per call, the caller decides about retrying
+        # Bounded: only failed connects are retried (twice, briefly); a request the server may have
+        # seen is never resent, so a create cannot happen twice behind the caller's back.
+        configuration.retries = Retry(total=2, connect=2, read=0, status=0, other=0, backoff_factor=0.2)
         self.host = configuration.host
         self.api_client = client.ApiClient(configuration)
 
