@@ -418,7 +418,12 @@ def test_unreachable_server_and_unknown_context(tmp_path: Any, kubeconfig: str) 
         KubernetesCluster(context="nope", namespace="hft", kubeconfig=kubeconfig)
 
 
-def test_resolve_in_pod_execs_getent(cluster: KubernetesCluster, emulator: Any) -> None:
+def test_resolve_in_pod_execs_getent(cluster: KubernetesCluster, emulator: Any, emulator_thread: Any) -> None:
+    pod = {
+        "metadata": {"name": "backend-1"},
+        "spec": {"containers": [{"name": "backend"}, {"name": "sidecar"}]},
+    }
+    _seed(emulator_thread, "v1/pods", "backend-1", pod)
     emulator.dns["postgres"] = ["10.96.0.12", "10.96.0.13"]
     assert cluster.resolve_in_pod("backend-1", "postgres") == ["10.96.0.12", "10.96.0.13"]
     assert cluster.resolve_in_pod("backend-1", "nowhere") == []  # getent exit 2: not found
@@ -427,6 +432,9 @@ def test_resolve_in_pod_execs_getent(cluster: KubernetesCluster, emulator: Any) 
     assert execs[0].url.query.getall("command") == ["getent", "ahosts", "postgres"]
     assert execs[0].url.query["stdout"].lower() == "true"
     assert execs[0].url.query["tty"].lower() == "false"
+    assert execs[0].url.query["container"] == "backend"  # explicit, so multi-container pods work
+    with pytest.raises(ClusterError, match="not found"):
+        cluster.resolve_in_pod("no-such-pod", "postgres")
     assert execs[0].headers["Authorization"] == "Bearer test-token"
 
 
@@ -477,6 +485,21 @@ def test_service_address_port_forwards_to_a_ready_pod(
     assert len(forwards) == 2  # one stream per accepted connection
     assert forwards[0].url.path == "/api/v1/namespaces/hft/pods/backend-x2/portforward"
     assert forwards[0].url.query["ports"] == "8000"
+    _seed(
+        emulator_thread,
+        "v1/services",
+        "engine",
+        {
+            "metadata": {"name": "engine"},
+            "spec": {"ports": [{"name": "rpc", "port": 9000, "targetPort": "rpc"}]},
+        },
+    )
+    engine_slice = _slice(
+        "engine", "engine-a", [{"addresses": ["10.0.0.7"], "targetRef": {"name": "engine-x1"}}], 0
+    )
+    engine_slice["ports"] = [{"name": "metrics", "port": 9100}, {"name": "rpc", "port": 9001}]
+    _seed(emulator_thread, "discovery.k8s.io/v1/endpointslices", "engine-a", engine_slice)
+    assert cluster.service_address("engine", "rpc").extra == {"pod": "engine-x1", "remote_port": "9001"}
     with pytest.raises(ClusterError, match="no port 'grpc'"):
         cluster.service_address("backend", "grpc")
     cluster.close()

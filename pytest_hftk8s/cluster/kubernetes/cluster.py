@@ -253,10 +253,14 @@ class KubernetesCluster:
     # -- inside the cluster ----------------------------------------------------------------------
 
     def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
-        """``getent ahosts NAME`` inside the pod's first container, by exec over a websocket."""
+        """``getent ahosts NAME`` in the pod's first container (exec over a websocket)."""
         from kubernetes import client
         from kubernetes.stream import stream
 
+        spec = self.api.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/pods/{pod}", what=f"read pod {pod}"
+        ).get("spec", {})
+        containers = [str(c.get("name")) for c in spec.get("containers") or []]
         core = client.CoreV1Api(self.api.api_client)
         ws = self.api.call_api(
             f"exec `getent ahosts {hostname}` in pod {pod}",
@@ -265,6 +269,7 @@ class KubernetesCluster:
             pod,
             self.namespace,
             command=["getent", "ahosts", hostname],
+            **({"container": containers[0]} if containers else {}),
             stderr=True,
             stdin=False,
             stdout=True,
@@ -317,7 +322,10 @@ class KubernetesCluster:
                 f"pod. Wait for the readiness gate, or inspect `kubectl -n {self.namespace} get endpointslices`."
             )
         target = spec_port.get("targetPort", spec_port.get("port"))
-        remote = next((e.port for e in ready), 0) if isinstance(target, str) else int(target)
+        if isinstance(target, str):  # a named container port: the slices carry its number
+            remote = self._slice_port(service, str(spec_port.get("name") or "")) or ready[0].port
+        else:
+            remote = int(target)
         pod = ready[0].pod
         key = (pod, remote)
         if key not in self._forwards:
@@ -328,6 +336,16 @@ class KubernetesCluster:
             )
         fwd = self._forwards[key]
         return ServiceAddress(host=fwd.host, port=fwd.port, extra={"pod": pod, "remote_port": str(remote)})
+
+    def _slice_port(self, service: str, name: str) -> int | None:
+        slices = self._list(
+            "discovery.k8s.io/v1", "EndpointSlice", label_selector=f"kubernetes.io/service-name={service}"
+        )
+        for eps in slices:
+            for p in eps.get("ports") or []:
+                if (p.get("name") or "") == name and p.get("port") is not None:
+                    return int(p["port"])
+        return None
 
     def _open_portforward(self, pod: str, port: int) -> Any:
         from kubernetes import client
