@@ -6,6 +6,7 @@ import subprocess
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from local_workloads import NEEDS_ROOT, alive, deployment, hft_cgroups, http_server, service, wait_for
@@ -165,3 +166,24 @@ def test_startup_probe_gates_readiness_and_liveness(make_cluster: Callable[..., 
     assert failed
     assert all(m.startswith("Startup probe failed") for m in failed)
     assert cluster.pods()[0].containers[0].restart_count == 0
+
+
+def test_exception_in_the_context_tears_down_even_processes_ignoring_sigterm(tmp_path: Path) -> None:
+    stubborn = deployment("stubborn", ["sh", "-c", "trap '' TERM; while true; do sleep 0.1; done"])
+    seen: dict[str, Any] = {}
+
+    def deploy_then_fail() -> None:
+        with LocalCluster(namespace="t", state_dir=tmp_path / "s") as cluster:
+            cluster.apply([stubborn])
+            pod = cluster.pods()[0].name
+            seen["pid"] = wait_for(
+                lambda: cluster.container_pids(pod).get("stubborn"), timeout=10, what="stubborn up"
+            )
+            seen["run_id"], seen["runtime"] = cluster.run_id, cluster.runtime_dir
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        deploy_then_fail()
+    assert not alive(seen["pid"])  # SIGKILL after its 2 s grace period
+    assert hft_cgroups(seen["run_id"]) == []
+    assert not seen["runtime"].exists()

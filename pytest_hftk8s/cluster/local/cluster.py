@@ -413,34 +413,44 @@ class LocalCluster:
     # -- teardown -------------------------------------------------------------------------------
 
     def delete_all(self, *, grace_cap: float = 5.0) -> None:
-        """Stop every container (stop signal, then SIGKILL), remove cgroups, data and the state file."""
+        """Stop every container (stop signal, then SIGKILL), remove cgroups, data and the state file.
+
+        Idempotent. The graceful part (each pod's terminationGracePeriodSeconds, capped at
+        ``grace_cap``) may be cut short by Ctrl-C; the SIGKILL and removal part always runs.
+        """
         with self._lock:
             if self._deleted:
                 return
             self._deleted = True
         atexit.unregister(self.delete_all)
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        with self._lock:
-            now = time.monotonic()
-            running = [c for c in self._containers() if c.proc is not None and c.proc.poll() is None]
-            grace = min([grace_cap, *(c.pod.template.grace_seconds for c in running)]) if running else 0.0
-            for c in running:
-                c.proc.signal_group(c.plan.stop_signal)  # type: ignore[union-attr]
-        deadline = now + grace
-        while time.monotonic() < deadline and any(c.proc.poll() is None for c in running):  # type: ignore[union-attr]
-            time.sleep(0.05)
+        running: list[Container] = []
+        try:
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            with self._lock:
+                running = [c for c in self._containers() if c.proc is not None and c.proc.poll() is None]
+                grace = min(grace_cap, max((c.pod.template.grace_seconds for c in running), default=0.0))
+                for c in running:
+                    c.proc.signal_group(c.plan.stop_signal)  # type: ignore[union-attr]
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(c.proc.poll() is None for c in running):  # type: ignore[union-attr]
+                time.sleep(0.05)
+        finally:
+            self._kill_and_remove(running)
+
+    def _kill_and_remove(self, running: list[Container]) -> None:
         for c in running:
-            c.proc.kill(c.cgroup)  # type: ignore[union-attr]
-            if c.proc is not None:
-                try:
-                    c.proc.popen.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    log.warning("local cluster: pid %s did not die after SIGKILL", c.proc.pid)
+            if c.proc is None:
+                continue
+            c.proc.kill(c.cgroup)
+            try:
+                c.proc.popen.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                log.warning("local cluster: pid %s did not die after SIGKILL", c.proc.pid)
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.exporter.close()
-        problems = clean(self._state.state)
+        problems = clean(self._state.state)  # also kills anything left in the cgroups or recorded
         if problems:
             log.warning("local cluster teardown left: %s", problems)
             self.warnings.append(f"teardown could not remove: {problems}")
