@@ -58,13 +58,20 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK)
 
 
-def detect() -> CgroupSupport:
-    """Prefer a writable unified hierarchy with cpu+memory; else writable v1 cpu, cpuacct and memory."""
+def detect(
+    *, mounts: list[tuple[str, str, set[str]]] | None = None, own: dict[str, str] | None = None
+) -> CgroupSupport:
+    """Prefer a writable unified hierarchy with cpu+memory; else writable v1 cpu, cpuacct and memory.
+
+    ``mounts`` (mount point, fstype, options) and ``own`` (this process's cgroup per controller)
+    default to /proc/self/mounts and /proc/self/cgroup.
+    """
     if os.geteuid() != 0:
         return CgroupSupport("", {}, "not running as root, so cgroups cannot be created")
-    own = _own_paths()
+    own = _own_paths() if own is None else own
+    mounts = _mounts() if mounts is None else mounts
     reasons = []
-    for mnt, fstype, _opts in _mounts():
+    for mnt, fstype, _opts in mounts:
         if fstype != "cgroup2":
             continue
         root = Path(mnt)
@@ -79,7 +86,7 @@ def detect() -> CgroupSupport:
             f"cgroup2 at {mnt} offers {sorted(controllers) or 'no'} controllers (need cpu, memory)"
         )
     bases: dict[str, Path] = {}
-    for mnt, fstype, opts in _mounts():
+    for mnt, fstype, opts in mounts:
         if fstype != "cgroup":
             continue
         for controller in ("cpu", "cpuacct", "memory"):
