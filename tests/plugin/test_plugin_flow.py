@@ -194,3 +194,52 @@ def test_xdist_workers_share_one_deployment(
     summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
     assert summary["totals"]["outcomes"] == {"passed": 4}
     assert summary["platform"]["ready_seconds"] > 0
+
+
+def test_keep_skips_teardown(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    journal = _conftest(pytester, servers)
+    pytester.makepyfile(test_keep="def test_uses(hft_platform):\n    pass\n")
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-keep")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*--hft-keep: leaving the platform running in namespace hft*"])
+    calls = [c["call"] for c in _calls(journal)]
+    assert "delete_all" not in calls
+    assert calls[-1] == "close"
+
+
+def test_slo_file_applies_to_load_tests_and_warnings_do_not_fail(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    _conftest(pytester, servers)
+    pytester.path.joinpath("alerts.yml").write_text(
+        """
+- expr: sum(rate(hft_orders_total{outcome="accepted"}[$window])) < 50
+  description: accepted order rate below 50/s
+  severity: error
+- expr: sum(rate(hft_orders_total{outcome="accepted"}[$window])) > 1
+  description: any orders at all (a warning that fires)
+  severity: warning
+"""
+    )
+    pytester.makepyfile(
+        test_file_slos="""
+        def test_with_load(hft_load):
+            with hft_load.constant_rate(rate=200, duration=2, connections=4):
+                pass
+
+        def test_without_load(hft_platform):
+            pass
+        """
+    )
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-slo-file=alerts.yml")
+    result.assert_outcomes(passed=2)
+    summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
+    tests = {t["nodeid"].split("::")[-1]: t for t in summary["tests"]}
+    with_load = {s["name"]: s for s in tests["test_with_load"]["slos"]}
+    assert with_load["accepted_order_rate_below_50_s"]["comparator"] == ">="
+    assert with_load["accepted_order_rate_below_50_s"]["passed"] is True
+    warning = with_load["any_orders_at_all_a_warning_that_fires"]
+    assert (warning["severity"], warning["passed"]) == ("warning", False)
+    assert tests["test_without_load"].get("slos", []) == []
