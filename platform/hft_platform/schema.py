@@ -24,7 +24,7 @@ CREATE SEQUENCE IF NOT EXISTS order_id_blocks INCREMENT BY 1024 MINVALUE 1024 ST
 
 CREATE TABLE IF NOT EXISTS orders (
     order_id        bigint PRIMARY KEY,
-    user_id         bigint NOT NULL REFERENCES users (user_id),
+    user_id         bigint NOT NULL,          -- no FK: its per-row check locks the user row (WAL per insert)
     client_order_id text NOT NULL,
     symbol          text NOT NULL,
     side            smallint NOT NULL,
@@ -42,10 +42,9 @@ CREATE TABLE IF NOT EXISTS orders (
     state           smallint NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT orders_client_order_id_key UNIQUE (user_id, client_order_id)
-);
-
--- What the engine rebuilds its books from after a restart, in original (order id) sequence.
-CREATE INDEX IF NOT EXISTS orders_open_by_symbol ON orders (symbol, order_id) WHERE remaining > 0;
+) WITH (fillfactor = 85);
+-- Deliberately no index on the mutable columns (remaining, state): fills and cancels then update
+-- rows in place (HOT) without touching any index. The rebuild after a restart scans instead.
 
 -- One row per execution; (taker_id, seq) makes applying a taker's fills twice impossible.
 CREATE TABLE IF NOT EXISTS fills (
