@@ -154,6 +154,7 @@ def wrk(
     delay_ms: float,
     workdir: pathlib.Path,
     cpus: str | None,
+    threads: int = 1,
 ) -> dict:
     out = workdir / f"{run}.json"
     script = workdir / f"{run}.lua"
@@ -162,7 +163,17 @@ def wrk(
         "symbols": ",".join(f'"{s}"' for s in SYMBOLS),
         "path": path, "run": run, "out": out, "delay_ms": f"{delay_ms:.3f}",
     })  # fmt: skip
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url]
+    argv = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     if cpus:
         argv = ["taskset", "-c", cpus, *argv]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
@@ -250,6 +261,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
     ap.add_argument(
         "--pin", action="store_true", help="pin the backend to CPU 1 and everything else to CPU 0"
     )
@@ -289,7 +301,14 @@ def main() -> None:
         wrk_cpus = "0" if args.pin else None
         front = stack.front_url
         keys = [http_json(front + "/v1/users", {"name": f"bench-{i}"})["api_key"] for i in range(args.users)]
-        common = dict(url=front, keys=keys, connections=args.connections, workdir=work, cpus=wrk_cpus)
+        common = dict(
+            url=front,
+            keys=keys,
+            connections=args.connections,
+            workdir=work,
+            cpus=wrk_cpus,
+            threads=args.threads,
+        )
         wrk(path="/v1/orders", run="warm", seconds=3, delay_ms=0, **common)
         wrk(path="/v1/echo", run="warmecho", seconds=2, delay_ms=0, **common)
 
@@ -392,7 +411,7 @@ def main() -> None:
             profile=profile,
             runs={"echo": echo, "orders_max": orders, "pace_probe": probe, "orders_paced": paced},
             wrk_settings={
-                "threads": 1, "connections_max_rate": args.connections, "connections_paced": conns,
+                "threads": args.threads, "connections_max_rate": args.connections, "connections_paced": conns,
                 "paced_delay_ms": round(delay, 3), "seconds": args.seconds, "users": args.users,
                 "symbols": list(SYMBOLS), "body": "limit orders, unique client_order_id, mid 100.00 +/- 0.15",
             },

@@ -33,6 +33,7 @@ from hft_platform.domain import (
 
 _MARKET = KINDS["market"]
 _STATUS_NAMES = {s.value: s.name.lower() for s in EngineStatus}
+_STATE_BY_CODE = {s.value: name for s, name in STATE_NAMES.items()}  # plain ints: no enum construction
 CONTROL_TIMEOUT_S = 5.0
 
 
@@ -49,12 +50,10 @@ def ack_body(ack: Ack, *, client_order_id: str) -> bytes:
         {
             "order_id": ack.order_id,
             "client_order_id": client_order_id,
-            "status": STATE_NAMES[OrderState(ack.state)],
+            "status": _STATE_BY_CODE[ack.state],
             "filled_qty": ack.filled_qty,
             "resting_qty": ack.resting_qty,
-            "reject_reason": None
-            if ack.status == EngineStatus.OK
-            else _STATUS_NAMES.get(ack.status, "unknown"),
+            "reject_reason": None if ack.status == 0 else _STATUS_NAMES.get(ack.status, "unknown"),
         }
     )
 
