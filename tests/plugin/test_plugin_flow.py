@@ -51,7 +51,7 @@ def test_flow_pass_fail_report_junit_bundle_teardown(
 ) -> None:
     journal = _conftest(pytester, servers)
     pytester.makepyfile(
-        test_flow="""
+        test_inner_flow="""
         import pytest
 
         @pytest.mark.hft_slo(name="accepted_rate", comparator=">=", threshold=100,
@@ -134,7 +134,7 @@ def test_gate_timeout_fails_setup_and_still_tears_down(
     pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
 ) -> None:
     journal = _conftest(pytester, servers, never_ready=["engine"])
-    pytester.makepyfile(test_gate="def test_needs_platform(hft_platform):\n    pass\n")
+    pytester.makepyfile(test_inner_gate_timeout="def test_needs_platform(hft_platform):\n    pass\n")
     result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-gate-timeout=0.6")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
@@ -152,7 +152,7 @@ def test_ctrl_c_in_a_test_still_tears_down(
 ) -> None:
     journal = _conftest(pytester, servers)
     pytester.makepyfile(
-        test_interrupt="""
+        test_inner_interrupt="""
         def test_interrupted(hft_platform):
             raise KeyboardInterrupt
 
@@ -172,7 +172,7 @@ def test_xdist_workers_share_one_deployment(
     pytest.importorskip("xdist")
     journal = _conftest(pytester, servers)
     pytester.makepyfile(
-        test_shared="""
+        test_inner_shared="""
         import time
         import pytest
 
@@ -200,7 +200,7 @@ def test_keep_skips_teardown(
     pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
 ) -> None:
     journal = _conftest(pytester, servers)
-    pytester.makepyfile(test_keep="def test_uses(hft_platform):\n    pass\n")
+    pytester.makepyfile(test_inner_keep="def test_uses(hft_platform):\n    pass\n")
     result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-keep")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*--hft-keep: leaving the platform running in namespace hft*"])
@@ -224,7 +224,7 @@ def test_slo_file_applies_to_load_tests_and_warnings_do_not_fail(
 """
     )
     pytester.makepyfile(
-        test_file_slos="""
+        test_inner_file_slos="""
         def test_with_load(hft_load):
             with hft_load.constant_rate(rate=200, duration=2, connections=4):
                 pass
