@@ -30,7 +30,7 @@ from pytest_hftk8s.cluster.base import (
     ServiceAddress,
     WorkloadStatus,
 )
-from pytest_hftk8s.cluster.local import cgroups, discovery, images, model, promsd
+from pytest_hftk8s.cluster.local import cgroups, chaos, discovery, images, model, promsd
 from pytest_hftk8s.cluster.local.backoff import CrashBackoff
 from pytest_hftk8s.cluster.local.discovery import NODE_NAME
 from pytest_hftk8s.cluster.local.exporter import ContainerSample, MetricsExporter, MetricsSnapshot
@@ -88,6 +88,7 @@ class LocalCluster:
         self._services: list[model.ServiceSpec] = []
         self._sd_files: list[promsd.SdFile] = []
         self._recorded: set[int] = set()
+        self._redirects: dict[str, str] = {}  # pod IP -> chaos proxy address, for Service names only
         self._ready_seen: dict[str, bool] = {}
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hft-probe")
@@ -262,7 +263,10 @@ class LocalCluster:
 
     def _refresh_discovery(self) -> None:
         """Rewrite cluster DNS and Prometheus' target files from the current pod states."""
-        self.dns.write(discovery.hosts_content(self._pods, self._services))
+        content = discovery.hosts_content(self._pods, self._services)
+        if self._redirects:
+            content = chaos.redirect_hosts(content, self._redirects, {s.name for s in self._services})
+        self.dns.write(content)
         if self._sd_files:
             sd = discovery.prometheus_discovery(
                 self._pods, self._services, exporter_address=self.exporter.address
@@ -356,7 +360,8 @@ class LocalCluster:
                     f"service {service} selects no pods; check its selector {dict(svc.selector)}"
                 )
             row = next((r for r in rows if r.ready), rows[0])
-            return ServiceAddress(row.address, row.port, {"pod": row.pod, "ready": str(row.ready).lower()})
+            address = self._redirects.get(row.address, row.address)  # NetworkChaos: via its proxy
+            return ServiceAddress(address, row.port, {"pod": row.pod, "ready": str(row.ready).lower()})
 
     def pod_logs(self, pod: str, *, container: str | None = None, tail: int = 200) -> str:
         with self._lock:
@@ -397,6 +402,64 @@ class LocalCluster:
     def container_cgroup(self, pod: str, container: str) -> cgroups.ContainerCgroup | None:
         with self._lock:
             return next((c.cgroup for c in self._pod(pod).containers if c.spec.name == container), None)
+
+    # -- chaos hooks (pytest_hftk8s.cluster.local.chaos.ChaosHost) ---------------------------------
+
+    def target_containers(self, labels: Mapping[str, str]) -> list[chaos.TargetContainer]:
+        """Containers of started pods whose labels match all of ``labels`` (a Chaos Mesh labelSelector)."""
+        with self._lock:
+            return [
+                self._target(p, c)
+                for p in self._pods
+                if p.started and all(p.template.labels.get(k) == v for k, v in labels.items())
+                for c in p.containers
+            ]
+
+    def target_container(self, pod: str, container: str) -> chaos.TargetContainer | None:
+        with self._lock:
+            p = self._pod(pod)
+            return next((self._target(p, c) for c in p.containers if c.spec.name == container), None)
+
+    @staticmethod
+    def _target(p: Pod, c: Container) -> chaos.TargetContainer:
+        running = c.proc is not None and c.state == "running"
+        return chaos.TargetContainer(
+            pod=p.name, pod_ip=p.ip, name=c.spec.name, pid=c.proc.pid if running and c.proc else None,
+            instance=c.instance, cgroup=c.cgroup, cpu_millis=c.spec.cpu_limit_millis,
+            memory_bytes=c.spec.memory_limit_bytes, ports=tuple(x.port for x in c.spec.ports),
+        )  # fmt: skip
+
+    def record_process(self, pid: int, start_time: int | None) -> None:
+        """Record a chaos process (e.g. stress-ng) in the state file, so a killed run's sweep kills it."""
+        with self._lock:
+            self._state.add_process(pid, start_time)
+
+    def mark_unready(self, pod: str) -> None:
+        """pod-failure: the pod is unready now, not a probe period later (probes decide afterwards)."""
+        with self._lock:
+            for c in self._pod(pod).containers:
+                probe = c.probes.get("readiness")
+                if probe is not None:
+                    probe.result = False
+
+    def redirect_service_traffic(self, pod_ip: str, to: str | None) -> None:
+        """Resolve Service names that lead to ``pod_ip`` to ``to`` instead (``None`` restores them)."""
+        with self._lock:
+            if to is None:
+                self._redirects.pop(pod_ip, None)
+            else:
+                self._redirects[pod_ip] = to
+            self._refresh_discovery()
+
+    def free_chaos_address(self) -> str:
+        """A loopback address of the pod subnet no pod or proxy uses (allocated from .254 down)."""
+        with self._lock:
+            used = {p.ip for p in self._pods} | set(self._redirects.values())
+            for octet in range(254, 1, -1):
+                address = f"127.0.{self.exporter.subnet}.{octet}"
+                if address not in used:
+                    return address
+        raise ClusterError(f"no free address left in 127.0.{self.exporter.subnet}.0/24 for a chaos proxy")
 
     def _pod(self, name: str) -> Pod:
         for p in self._pods:

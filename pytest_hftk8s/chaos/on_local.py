@@ -1,0 +1,253 @@
+"""The local chaos driver: the same experiments as on Kubernetes, injected into a LocalCluster.
+
+Its job: read an experiment built by :mod:`.experiments`, select target pods by its label selector
+and mode (one, all, fixed, fixed-percent, random-max-percent) and its container names, translate it
+into the local backend's primitives (:mod:`pytest_hftk8s.cluster.local.chaos`: stress-ng inside the
+container's cgroups, SIGKILL of process groups, SIGSTOP for pod-failure, a fault proxy for network
+chaos), and always remove it: in the context manager's ``finally``, on SIGINT and at exit through
+:mod:`.registry`; the cluster's state file covers a run killed outright. It never touches processes,
+signals or cgroups itself, and knows nothing of the Kubernetes driver.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pytest_hftk8s.chaos import registry
+from pytest_hftk8s.chaos.experiments import (
+    Experiment,
+    NetworkDelay,
+    NetworkLoss,
+    PodChaos,
+    Schedule,
+    StressCpu,
+    StressMemory,
+    duration_seconds,
+)
+from pytest_hftk8s.chaos.run import ChaosRun
+from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
+from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local import chaos as local
+from pytest_hftk8s.cluster.local.netproxy import Faults
+from pytest_hftk8s.errors import ChaosError
+
+__all__ = ["ChaosRun", "LocalChaos", "size_bytes"]
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+_TIME = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def size_bytes(size: str, *, total_memory: int | None = None) -> int:
+    """A StressChaos memory size in bytes (``"256MB"`` decimal, ``"1GiB"`` binary, ``"50%"`` of RAM)."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", size)
+    if m is None:
+        raise ChaosError(f"memory size: expected e.g. '256MB', '1GiB' or '50%', got {size!r}")
+    number, unit = float(m.group(1)), m.group(2)
+    if unit == "%":  # Chaos Mesh: a percentage of the machine's total memory
+        total = total_memory or os_total_memory()
+        return int(total * number / 100)
+    return int(number * _UNITS[unit])
+
+
+def os_total_memory() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    raise ChaosError("cannot read MemTotal from /proc/meminfo to resolve a percentage memory size")
+
+
+def _seconds(value: str | None) -> float:
+    if not value:
+        return 0.0
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(ns|us|ms|s|m|h)", value)
+    return float(m.group(1)) * _TIME[m.group(2)] if m else 0.0
+
+
+def select_pods(pods: list[str], *, mode: str, value: str | None, rng: random.Random) -> list[str]:
+    """Chaos Mesh's selector modes over the matching pods."""
+    pods = sorted(pods)
+    if not pods or mode == "all":
+        return pods
+    if mode == "one":
+        return [rng.choice(pods)]
+    number = float(value or 0)
+    if mode == "fixed":
+        count = int(number)
+    elif mode == "fixed-percent":
+        count = math.floor(len(pods) * number / 100)
+    else:  # random-max-percent
+        count = rng.randint(0, math.floor(len(pods) * number / 100))
+    return sorted(rng.sample(pods, max(1, min(len(pods), count))))
+
+
+class LocalChaos:
+    """Injects experiments into one :class:`LocalCluster` (``local`` is always allowed)."""
+
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        *,
+        run_id: str | None = None,
+        dry_run: bool = False,
+        echo: Callable[[str], None] = print,
+        stress_ng: str = "stress-ng",
+        verify_timeout: float = 5.0,
+        intensity_tolerance: float = 0.8,
+        sample_interval: float = local.SAMPLE_SECONDS,
+        seed: int | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.namespace = cluster.namespace
+        self.run_id = run_id or cluster.run_id
+        self.dry_run = dry_run
+        self.echo = echo
+        self.stress_ng = stress_ng
+        self.verify_timeout = verify_timeout
+        self.intensity_tolerance = intensity_tolerance
+        self.sample_interval = sample_interval
+        self._rng = random.Random(seed)
+        self._live: dict[str, local.Injection] = {}
+
+    @classmethod
+    def for_cluster(cls, cluster: LocalCluster, **kwargs: Any) -> LocalChaos:
+        return cls(cluster, **kwargs)
+
+    @contextlib.contextmanager
+    def inject(self, experiment: Experiment | Schedule, *, name: str | None = None) -> Iterator[ChaosRun]:
+        """Inject ``experiment``, verify it took effect, yield; remove it however the block ends."""
+        obj = experiment.to_object(namespace=self.namespace, run_id=self.run_id, name=name)
+        run = ChaosRun(
+            kind=obj["kind"],
+            name=obj["metadata"]["name"],
+            namespace=self.namespace,
+            plural=experiment.plural,
+            object=obj,
+            dry_run=self.dry_run,
+        )
+        if self.dry_run:
+            self.echo(render_dry_run([obj]))
+            try:
+                yield run
+            finally:
+                run.ended_at = time.time()
+            return
+        check_allowed(context="local", allowed=(), what=f"{run.kind} {run.name}")
+        if isinstance(experiment, Schedule):
+            raise ChaosError(
+                f"{run.name}: Schedule is not supported on the local cluster (expected a single experiment); "
+                "run the experiment inside your own loop, or use a Kubernetes context with Chaos Mesh."
+            )
+        registry.register(run.key, lambda: self.remove(run))
+        try:
+            self._inject(experiment, run)
+            yield run
+        finally:
+            try:
+                self.remove(run)
+            finally:
+                registry.unregister(run.key)
+                run.ended_at = time.time()
+
+    def _targets(self, experiment: Experiment, run: ChaosRun) -> list[local.TargetContainer]:
+        containers = self.cluster.target_containers({experiment.label: experiment.target})
+        chosen = select_pods(
+            sorted({c.pod for c in containers}), mode=experiment.mode, value=experiment.value, rng=self._rng
+        )
+        names = tuple(getattr(experiment, "containers", ()) or ())
+        targets = [c for c in containers if c.pod in chosen and (not names or c.name in names)]
+        if not targets:
+            raise ChaosError(
+                f"{run.kind} {run.name} selects nothing: expected running pods labelled "
+                f"{experiment.label}={experiment.target}"
+                + (f" with containers {list(names)}" if names else "")
+                + f" in the local cluster; seen pods {[p.name for p in self.cluster.pods()]}. "
+                "Check the target name against the manifests' app labels."
+            )
+        return targets
+
+    def _inject(self, experiment: Experiment, run: ChaosRun) -> None:
+        targets = self._targets(experiment, run)
+        duration = duration_seconds(experiment.duration) if experiment.duration else None
+        common: dict[str, Any] = {"name": run.name, "sample_interval": self.sample_interval}
+        if isinstance(experiment, PodChaos) and experiment.action in ("pod-kill", "container-kill"):
+            killed = local.kill_containers(targets)
+            local.wait_dead(targets, timeout=self.verify_timeout)
+            run.injected_at = time.time()
+            run.records = [
+                {"id": t.id, "pod": t.pod, "container": t.name, "phase": "Injected", "injectedCount": 1,
+                 "events": [f"{experiment.action}: SIGKILL of {t.id} (pid {t.pid})"]}
+                for t in targets if t.id in killed
+            ]  # fmt: skip
+            return
+        injection: local.Injection
+        if isinstance(experiment, PodChaos):  # pod-failure
+            injection = local.FreezeInjection(self.cluster, targets, duration=duration, **common)
+        elif isinstance(experiment, (StressCpu, StressMemory)):
+            spec = self._stress_spec(experiment, duration)
+            injection = local.StressInjection(
+                self.cluster, targets, spec=spec, stress_ng=self.stress_ng,
+                tolerance=self.intensity_tolerance, **common,
+            )  # fmt: skip
+        elif isinstance(experiment, (NetworkDelay, NetworkLoss)):
+            injection = local.ProxyInjection(
+                self.cluster, targets, faults=self._faults(experiment), duration=duration, **common
+            )
+        else:
+            raise ChaosError(f"{run.kind} {run.name}: no local mapping for {type(experiment).__name__}")
+        self._live[run.key] = injection
+        injection.start()
+        if isinstance(injection, local.StressInjection):
+            injection.verify(timeout=self.verify_timeout)
+        run.injected_at = time.time()
+        run.records = injection.records()
+
+    @staticmethod
+    def _stress_spec(experiment: StressCpu | StressMemory, duration: float | None) -> local.StressSpec:
+        if isinstance(experiment, StressCpu):
+            return local.StressSpec("cpu", experiment.workers, load=experiment.load, timeout=duration)
+        return local.StressSpec(
+            "memory", experiment.workers, vm_bytes=size_bytes(experiment.size), timeout=duration
+        )
+
+    @staticmethod
+    def _faults(experiment: NetworkDelay | NetworkLoss) -> Faults:
+        if isinstance(experiment, NetworkDelay):
+            return Faults(
+                latency=_seconds(experiment.latency),
+                jitter=_seconds(experiment.jitter),
+                correlation=(experiment.correlation or 0) / 100,
+                direction=experiment.direction,
+            )
+        return Faults(
+            loss=experiment.loss / 100,
+            correlation=(experiment.correlation or 0) / 100,
+            direction=experiment.direction,
+        )
+
+    def records(self, run: ChaosRun) -> list[dict[str, Any]]:
+        """The run's container records as of now (intensity so far while it is live)."""
+        injection = self._live.get(run.key)
+        return injection.records() if injection is not None else list(run.records)
+
+    def remove(self, run: ChaosRun) -> None:
+        """Recover the experiment once; later calls (finally, SIGINT, atexit) are no-ops."""
+        with run._lock:
+            if run.removed:
+                return
+            injection = self._live.pop(run.key, None)
+            if injection is not None:
+                injection.recover()
+                run.records = injection.records()
+            run.removed = True
+
+    def sweep(self, namespace: str | None = None) -> list[str]:
+        """What the cluster's start-up sweep removed of killed runs (stress-ng lives in their cgroups)."""
+        return list(self.cluster.swept)
