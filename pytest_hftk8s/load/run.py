@@ -85,10 +85,9 @@ def judge(result: EngineResult, *, mode: str) -> list[str]:
             f"load generator fell behind its schedule: {result.late_ticks}/{result.ticks} ticks late "
             f"by >5 ms (max {result.max_lag_s * 1000:.1f} ms)"
         )
-    if mode == "open" and result.scheduled and result.sent < result.scheduled * 0.99:
-        reasons.append(
-            f"only {result.sent}/{result.scheduled} scheduled requests were sent before the deadline"
-        )
+    # Requests still queued at the end because every connection waited on the server are the
+    # server's backpressure, not the generator's fault: they count as errors ("unsent"), and the
+    # throughput SLO sees them; they do not make the measurement invalid.
     return reasons
 
 
