@@ -438,7 +438,7 @@ class StressInjection(Injection):
     def _recover(self, t: _Tracked) -> None:
         if t.stress is not None:
             t.stress.kill()
-            t.events.append(f"stress-ng pid {t.stress.pid} killed")
+            t.events.append(f"killed stress-ng (pid {t.stress.pid})")
 
 
 def _with_timeout(spec: StressSpec, seconds: float) -> StressSpec:

@@ -18,6 +18,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pytest_hftk8s.errors import ChaosError
@@ -147,17 +148,20 @@ class FaultProxy:
     async def _bind(self) -> None:
         for port in self.ports:
             server = await asyncio.start_server(
-                lambda r, w, p=port: self._spawn(self._handle(r, w, p)),
+                self._handler(port),
                 host=self.listen_host,
                 port=port,
                 reuse_address=True,
             )
             self._servers.append(server)
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _handler(self, port: int) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.ensure_future(self._handle(reader, writer, port))
+            self._tasks.add(task)  # tracked, so stop() can cancel every live connection
+            task.add_done_callback(self._tasks.discard)
+
+        return accept
 
     async def _shutdown(self) -> None:
         for server in self._servers:
