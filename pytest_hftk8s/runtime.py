@@ -261,6 +261,7 @@ class HftRuntime:
                 nodeid=item.nodeid,
                 directory=self.settings.report_dir,
                 slos=record["slos"],
+                diagnostics=self._diagnostics(state),
                 error=str(report.longrepr)[-20000:] if report.longrepr else "",
             )
         except OSError as e:
@@ -268,6 +269,22 @@ class HftRuntime:
             return ""
         report.sections.append(("hftk8s failure bundle", text))
         return str(path)
+
+    def _diagnostics(self, state: TestState) -> list[dict[str, Any]]:
+        """The PromQL diagnostics of the failed test's window (empty without a platform)."""
+        if self.platform is None:
+            return []
+        from pytest_hftk8s.slo.diagnostics import snapshot
+        from pytest_hftk8s.slo.model import Window
+        from pytest_hftk8s.slo.prom import PromClient
+
+        start, end = state.window()
+        client = PromClient(self.platform.prometheus_url, timeout_s=2.0)
+        try:
+            lookback = 1.5 * client.scrape_interval()
+            return snapshot(client, Window(start, end, lookback), namespace=self.platform.namespace)
+        finally:
+            client.close()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         hft = getattr(report, "hft", None)

@@ -1,6 +1,7 @@
 """The failure bundle: what an engineer needs to see why a test failed, collected from the cluster.
 
-Pod states (with last probe errors), events, each pod's log tail and the test's PromQL results go
+Pod states (with last probe errors), events, each pod's log tail, the test's SLO results and PromQL
+diagnostics of its window (``promql.json``: ``{"slos": [...], "diagnostics": [...]}``) go
 to ``<report>/bundles/<test>/`` as files, and a short text for the pytest report section is returned.
 It reads the :class:`~pytest_hftk8s.cluster.base.Cluster` contract only and never raises: a part
 that cannot be collected is written down as such.
@@ -30,6 +31,7 @@ def collect(
     nodeid: str,
     directory: pathlib.Path,
     slos: Sequence[Mapping[str, Any]] = (),
+    diagnostics: Sequence[Mapping[str, Any]] = (),
     error: str = "",
 ) -> tuple[pathlib.Path, str]:
     """Write the bundle for ``nodeid`` under ``directory``; return (its path, report-section text)."""
@@ -38,13 +40,15 @@ def collect(
     lines = [f"failure bundle: {out}"]
     if error:
         (out / "error.txt").write_text(error)
-    (out / "promql.json").write_text(json.dumps(list(slos), indent=2, default=str))
+    promql = {"slos": list(slos), "diagnostics": list(diagnostics)}
+    (out / "promql.json").write_text(json.dumps(promql, indent=2, default=str))
     for s in slos:
         mark = "ok " if s.get("passed") else "MISS"
         lines.append(
             f"  [{mark}] {s.get('name')}: {s.get('observed')} {s.get('comparator')} {s.get('threshold')}"
         )
         lines.append(f"         {s.get('query')}")
+    lines.extend(_diagnostic_lines(diagnostics))
     if cluster is None:
         lines.append("  (no cluster handle in this process: pod states, events and logs not collected)")
         return out, "\n".join(lines)
@@ -71,6 +75,20 @@ def collect(
         for e in warnings:
             lines.append(f"  event {e['kind']}/{e['name']} {e['reason']}: {e['message']}")
     return out, "\n".join(lines)
+
+
+def _diagnostic_lines(diagnostics: Sequence[Mapping[str, Any]]) -> list[str]:
+    lines = []
+    for d in diagnostics:
+        if d.get("error"):
+            lines.append(f"  {d['name']}: ({d['error']})")
+            continue
+        cells = []
+        for row in d.get("rows", []):
+            label = ",".join(str(v) for v in row["labels"].values()) or "all"
+            cells.append(f"{label}={row['value']:.4g}")
+        lines.append(f"  {d['name']}: {', '.join(cells) or 'no data'}")
+    return lines
 
 
 def _try(call: Any, lines: list[str], what: str) -> Any:

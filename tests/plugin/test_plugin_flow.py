@@ -81,6 +81,7 @@ def test_flow_pass_fail_report_junit_bundle_teardown(
             "*query: 1000 * histogram_quantile(0.99, sum by (le) (rate(hft_order_latency_seconds_bucket[[]*ms[]])))",
             "*report: *hft-report/index.html",
             "*hftk8s failure bundle*",
+            "*orders_by_outcome: accepted=*",
             "*pod engine-0: Running ready=True*",
             "*event Pod/engine-0 BackOff*",
             "platform ready after *s (deploy + all gates)",
@@ -109,7 +110,13 @@ def test_flow_pass_fail_report_junit_bundle_teardown(
     bundle = pathlib.Path(failed["bundle"])
     assert (bundle / "pods.json").exists()
     assert (bundle / "logs" / "engine-0.log").read_text().endswith("boom, connection refused")
-    assert json.loads((bundle / "promql.json").read_text())[0]["name"] == "p99_order_latency_ms"
+    promql = json.loads((bundle / "promql.json").read_text())
+    assert promql["slos"][0]["name"] == "p99_order_latency_ms"
+    diagnostics = {d["name"]: d for d in promql["diagnostics"]}
+    (accepted,) = [
+        r for r in diagnostics["orders_by_outcome"]["rows"] if r["labels"] == {"outcome": "accepted"}
+    ]
+    assert accepted["value"] >= 150  # ~200 orders in the failed test's window, from the real Prometheus
 
     page = (pytester.path / "hft-report" / "index.html").read_text()
     assert "test_fail" in page

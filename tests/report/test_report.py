@@ -112,7 +112,7 @@ def test_bundle_collects_pods_events_logs_and_promql(tmp_path: pathlib.Path) -> 
     assert json.loads((path / "pods.json").read_text())[1]["name"] == "engine-0"
     assert (path / "logs" / "engine-0.log").read_text().endswith("boom, connection refused")
     assert json.loads((path / "events.json").read_text())[0]["reason"] == "BackOff"
-    assert json.loads((path / "promql.json").read_text())[0]["query"].startswith("sum(rate(")
+    assert json.loads((path / "promql.json").read_text())["slos"][0]["query"].startswith("sum(rate(")
     assert (path / "error.txt").read_text() == "boom"
     assert "[MISS] p99_order_latency_ms" in text
     assert "engine: waiting (CrashLoopBackOff) restarts=3" in text
