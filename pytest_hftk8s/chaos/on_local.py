@@ -36,6 +36,7 @@ from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
 from pytest_hftk8s.cluster.local import LocalCluster
 from pytest_hftk8s.cluster.local import chaos as local
 from pytest_hftk8s.cluster.local.netproxy import Faults
+from pytest_hftk8s.cluster.local.stress import StressSpec
 from pytest_hftk8s.errors import ChaosError
 
 __all__ = ["ChaosRun", "LocalChaos", "size_bytes"]
@@ -210,10 +211,10 @@ class LocalChaos:
         run.records = injection.records()
 
     @staticmethod
-    def _stress_spec(experiment: StressCpu | StressMemory, duration: float | None) -> local.StressSpec:
+    def _stress_spec(experiment: StressCpu | StressMemory, duration: float | None) -> StressSpec:
         if isinstance(experiment, StressCpu):
-            return local.StressSpec("cpu", experiment.workers, load=experiment.load, timeout=duration)
-        return local.StressSpec(
+            return StressSpec("cpu", experiment.workers, load=experiment.load, timeout=duration)
+        return StressSpec(
             "memory", experiment.workers, vm_bytes=size_bytes(experiment.size), timeout=duration
         )
 

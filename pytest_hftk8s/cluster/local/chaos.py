@@ -1,12 +1,11 @@
 """Chaos primitives of the local backend: what Chaos Mesh's chaos-daemon does, on this machine.
 
-Its job: run stress-ng *inside* a container's cgroups (a tiny ``sh`` wrapper writes its own pid to
-every ``cgroup.procs`` and only then execs stress-ng, so no cycle or byte is spent outside), sample
-the cgroup's CPU and memory while it runs (the intensity check), kill or freeze a pod's containers,
-and keep all of that going across container restarts for an experiment's duration. One
-:class:`Injection` per experiment; a monitor thread samples, follows restarts, emulates cgroup v2's
-``memory.oom.group`` on v1 (the whole container dies of an OOM kill, as kubelet >= 1.28 arranges), and
-recovers at the experiment's deadline. It must not know Chaos Mesh objects or pick target pods: the
+Its job: run stress-ng *inside* a container's cgroups (:mod:`.stress`), sample the cgroup's CPU and
+memory while it runs (the intensity check), kill or freeze a pod's containers, put a fault proxy in
+front of a pod (:mod:`.netproxy`), and keep all of that going across container restarts for an
+experiment's duration. One :class:`Injection` per experiment; its monitor thread samples, follows
+restarts, applies ``memory.oom.group`` semantics on v1 and v2 alike (an OOM kill in the cgroup kills
+the whole container, as kubelet >= 1.28 arranges on cgroup v2), and recovers at the deadline. It must not know Chaos Mesh objects or pick target pods: the
 chaos driver (:mod:`pytest_hftk8s.chaos.on_local`) translates experiments into these specs.
 """
 
@@ -14,19 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import shutil
 import signal
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pytest_hftk8s.cluster.local.cgroups import ContainerCgroup
 from pytest_hftk8s.cluster.local.netproxy import FaultProxy, Faults
 from pytest_hftk8s.cluster.local.runner import proc_start_time
+from pytest_hftk8s.cluster.local.stress import Intensity, StressProcess, StressSpec, with_timeout
 from pytest_hftk8s.errors import ChaosError
 
 SAMPLE_SECONDS = 0.25
@@ -62,138 +59,6 @@ class ChaosHost(Protocol):
     def mark_unready(self, pod: str) -> None: ...
     def redirect_service_traffic(self, pod_ip: str, to: str | None) -> None: ...
     def free_chaos_address(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class StressSpec:
-    """stress-ng parameters with Chaos Mesh's meaning (``vm_bytes`` is the total over all workers)."""
-
-    kind: Literal["cpu", "memory"]
-    workers: int
-    load: int = 100
-    vm_bytes: int = 0
-    timeout: float | None = None
-
-    def argv(self, stress_ng: str) -> list[str]:
-        argv = [stress_ng]
-        if self.kind == "cpu":
-            argv += ["--cpu", str(self.workers), "--cpu-load", str(self.load)]
-        else:  # allocate, touch once and hold, like Chaos Mesh's memStress (no page re-dirtying loop)
-            per_worker = max(4096, self.vm_bytes // self.workers)
-            argv += ["--vm", str(self.workers), "--vm-bytes", str(per_worker), "--vm-keep", "--vm-hang", "0"]
-        if self.timeout is not None:
-            argv += ["--timeout", f"{max(1, round(self.timeout))}s"]
-        return argv
-
-
-class StressProcess:
-    """One stress-ng run attached to one container's cgroups, in its own process group."""
-
-    def __init__(self, popen: subprocess.Popen[bytes], *, log_path: Path) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self.log_path = log_path
-
-    @classmethod
-    def start(
-        cls, spec: StressSpec, target: TargetContainer, *, stress_ng: str, log_path: Path
-    ) -> StressProcess:
-        """Start and verify the attach; :class:`ChaosError` when stress-ng or the cgroup is unusable."""
-        binary = shutil.which(stress_ng)
-        if binary is None:
-            raise ChaosError(
-                f"stress-ng is needed to stress {target.id}: expected it on PATH as {stress_ng!r}, found none. "
-                "Install it (apt-get install stress-ng)."
-            )
-        if target.cgroup is None:
-            raise ChaosError(
-                f"{target.id} has no cgroup (limits not enforced here), so a stress cannot be placed inside "
-                "it; run as root on a machine with writable cgroups."
-            )
-        q = shlex.quote
-        joins = " && ".join(f"echo $$ > {q(str(f))}" for f in target.cgroup.procs_files())
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as log:
-            popen = subprocess.Popen(
-                ["/bin/sh", "-c", f'{joins} && exec "$@"', "hft-stress", binary, *spec.argv(binary)[1:]],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        proc = cls(popen, log_path=log_path)
-        proc._verify_attached(target)
-        return proc
-
-    def _verify_attached(self, target: TargetContainer, *, timeout: float = 3.0) -> None:
-        assert target.cgroup is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.popen.poll() is not None:
-                break
-            with contextlib.suppress(OSError):
-                if Path(f"/proc/{self.pid}/comm").read_text().strip().startswith("stress-ng"):
-                    missing = [
-                        str(f)
-                        for f in target.cgroup.procs_files()
-                        if str(self.pid) not in f.read_text().split()
-                    ]
-                    if not missing:
-                        return
-                    self.kill()
-                    raise ChaosError(
-                        f"stress-ng for {target.id} runs outside the container's cgroups {missing}; "
-                        "expected it inside every hierarchy. Nothing was injected."
-                    )
-            time.sleep(0.01)
-        self.kill()
-        raise ChaosError(
-            f"stress for {target.id} failed to start inside cgroups "
-            f"{[str(f) for f in target.cgroup.procs_files()]}: expected a running stress-ng, seen "
-            f"exit code {self.popen.poll()} with output {self.output()!r}. Nothing was injected; check "
-            "that the container's cgroup still exists (the container may have restarted)."
-        )
-
-    def output(self, limit: int = 600) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-limit:]
-        return ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=5)
-
-
-@dataclass
-class Intensity:
-    """Requested vs observed stress on one container (cores for cpu, bytes for memory)."""
-
-    resource: str
-    requested: float
-    expected: float  # requested, capped by the container's limit
-    observed: float = 0.0
-    reached: bool = False
-    oom_kills: int = 0
-    samples: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        unit = "cores" if self.resource == "cpu" else "bytes"
-        return {
-            "resource": self.resource,
-            "unit": unit,
-            "requested": round(self.requested, 4),
-            "expected": round(self.expected, 4),
-            "observed": round(self.observed, 4),
-            "reached": self.reached,
-            "oom_kills": self.oom_kills,
-            "samples": self.samples,
-        }
 
 
 @dataclass
@@ -344,10 +209,12 @@ class StressInjection(Injection):
     def _apply(self, t: _Tracked) -> None:
         target = t.target
         remaining = None if self.deadline is None else max(1.0, self.deadline - time.monotonic())
-        spec = self.spec if t.injections == 0 or remaining is None else _with_timeout(self.spec, remaining)
+        spec = self.spec if t.injections == 0 or remaining is None else with_timeout(self.spec, remaining)
         log_path = self.host.runtime_dir / "chaos" / f"{self.name}-{target.pod}-{target.name}.log"
         t.oom_base = (target.cgroup.oom_kills() or 0) if target.cgroup else 0
-        t.stress = StressProcess.start(spec, target, stress_ng=self.stress_ng, log_path=log_path)
+        t.stress = StressProcess.start(
+            spec, target_id=target.id, cgroup=target.cgroup, stress_ng=self.stress_ng, log_path=log_path
+        )
         self.host.record_process(t.stress.pid, proc_start_time(t.stress.pid))
         t.injections += 1
         t.events.append(f"stress-ng pid {t.stress.pid} in {target.id} (instance {target.instance})")
@@ -439,10 +306,6 @@ class StressInjection(Injection):
         if t.stress is not None:
             t.stress.kill()
             t.events.append(f"killed stress-ng (pid {t.stress.pid})")
-
-
-def _with_timeout(spec: StressSpec, seconds: float) -> StressSpec:
-    return StressSpec(spec.kind, spec.workers, load=spec.load, vm_bytes=spec.vm_bytes, timeout=seconds)
 
 
 def kill_containers(targets: list[TargetContainer]) -> list[str]:
