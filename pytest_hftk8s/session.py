@@ -2,7 +2,9 @@
 
 :class:`PlatformLease` deploys at most once per session even with xdist: workers serialise on a file
 lock in a directory they share, and a JSON file holds the reference count and what the owner
-published (addresses, ready time). The worker that deployed owns the platform - for the local
+published (addresses, ready time); the reference count is the list of live holder pids, so a
+worker that crashed without releasing does not hold the platform forever. The worker that deployed
+owns the platform - for the local
 backend its processes are children of that worker - so on release the owner waits (bounded) until
 the reference count drops to zero, i.e. until the last worker is out, and then tears it down.
 Teardown runs in ``finally`` paths, also on KeyboardInterrupt, unless ``--hft-keep``.
@@ -61,7 +63,7 @@ class Platform:
 
 @dataclass
 class _Shared:
-    refcount: int = 0
+    holders: list[int] = field(default_factory=list)  # pids holding a reference (the refcount)
     deployed: bool = False
     owner_pid: int = 0
     published: dict[str, Any] = field(default_factory=dict)
@@ -105,7 +107,7 @@ class PlatformLease:
                 else:
                     self.platform = self._deploy()
                     shared = _Shared(deployed=True, owner_pid=os.getpid(), published=self.platform.info())
-                shared.refcount += 1
+                shared.holders.append(os.getpid())
                 self._write(shared)
         except Timeout as e:
             raise ClusterError(
@@ -123,7 +125,8 @@ class PlatformLease:
         lock = FileLock(str(self.shared_dir / LOCK_NAME), timeout=60)
         with lock:
             shared = self._read()
-            shared.refcount = max(0, shared.refcount - 1)
+            if os.getpid() in shared.holders:
+                shared.holders.remove(os.getpid())
             self._write(shared)
         if platform.owner:
             self._wait_for_others(lock)
@@ -184,7 +187,8 @@ class PlatformLease:
         noted = False
         while time.monotonic() < deadline:
             with lock:
-                if self._read().refcount <= 0:
+                # A worker that died without releasing (xdist crash) no longer counts.
+                if not [pid for pid in self._read().holders if _alive(pid)]:
                     return
             if not noted:
                 self._progress("other workers still use the platform; waiting for the last one out")
