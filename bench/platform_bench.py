@@ -274,7 +274,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--connections", type=int, default=128)
     ap.add_argument("--users", type=int, default=100)
-    ap.add_argument("--paced-connections", type=int, default=64)
+    ap.add_argument("--paced-connections", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument(
         "--pin", action="store_true", help="pin the backend to CPU 1 and everything else to CPU 0"
@@ -346,16 +346,27 @@ def main() -> None:
         max_rate = orders["ok_per_s"]
 
         # ~80 % of max. wrk's delay() makes each connection wait after every response, so the rate
-        # is connections / (latency + delay); calibrate the delay with two short probes.
+        # is connections / (latency + delay). Calibrate the delay with short probes; if even the
+        # smallest delay cannot reach the target, the loop is latency-bound: add connections.
         target = 0.8 * max_rate
         conns = args.paced_connections
-        paced_common = {**common, "connections": conns}
         delay = max(conns * 1000.0 / target - orders["mean_us"] / 1000, 0.1)
         probes = []
-        for i in range(2):
-            probe = wrk(path="/v1/orders", run=f"pace-probe-{i}", seconds=4, delay_ms=delay, **paced_common)
-            probes.append({"delay_ms": round(delay, 3), "ok_per_s": round(probe["ok_per_s"], 1)})
-            delay = max(conns * 1000.0 / target - probe["mean_us"] / 1000, 0.1)
+        for i in range(3):
+            probe = wrk(
+                path="/v1/orders",
+                run=f"pace-probe-{i}",
+                seconds=4,
+                delay_ms=delay,
+                **{**common, "connections": conns},
+            )
+            rate = max(probe["ok_per_s"], 1.0)
+            probes.append({"connections": conns, "delay_ms": round(delay, 3), "ok_per_s": round(rate, 1)})
+            if delay <= 0.1 and rate < 0.97 * target:  # latency-bound even without delay
+                conns = min(int(conns * target / rate) + 4, args.connections)
+            else:  # move the per-connection cycle (latency + delay) towards conns / target
+                delay = max(delay + (conns / target - conns / rate) * 1000.0, 0.1)
+        paced_common = {**common, "connections": conns}
         paced = wrk(path="/v1/orders", run="paced", seconds=args.seconds, delay_ms=delay, **paced_common)
         order_runs = [orders, paced]
 
