@@ -158,17 +158,23 @@ class LocalChaos:
                 run.ended_at = time.time()
 
     def _targets(self, experiment: Experiment, run: ChaosRun) -> list[local.TargetContainer]:
-        containers = self.cluster.target_containers({experiment.label: experiment.target})
+        names = tuple(getattr(experiment, "containers", ()) or ())
+        # Like Chaos Mesh, only running containers are targets: a stress in the cgroup of a container
+        # waiting to restart would also hold its restart back (the runner waits for an empty cgroup).
+        containers = [
+            c
+            for c in self.cluster.target_containers({experiment.label: experiment.target})
+            if c.pid is not None and (not names or c.name in names)
+        ]
         chosen = select_pods(
             sorted({c.pod for c in containers}), mode=experiment.mode, value=experiment.value, rng=self._rng
         )
-        names = tuple(getattr(experiment, "containers", ()) or ())
-        targets = [c for c in containers if c.pod in chosen and (not names or c.name in names)]
+        targets = [c for c in containers if c.pod in chosen]
         if not targets:
             raise ChaosError(
                 f"{run.kind} {run.name} selects nothing: expected running pods labelled "
                 f"{experiment.label}={experiment.target}"
-                + (f" with containers {list(names)}" if names else "")
+                + (f" with running containers {list(names)}" if names else " with a running container")
                 + f" in the local cluster; seen pods {[p.name for p in self.cluster.pods()]}. "
                 "Check the target name against the manifests' app labels."
             )

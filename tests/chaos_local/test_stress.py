@@ -55,6 +55,27 @@ def test_cpu_stress_reaches_the_limit_inside_the_pod_cgroup(
     assert cluster.pods()[0].containers[0].restart_count == 0
 
 
+def test_memory_stress_within_the_limit_holds_its_size(
+    make_cluster: Callable[..., LocalCluster], chaos_on: Callable[..., LocalChaos]
+) -> None:
+    cluster = make_cluster()
+    if not cluster.limits_enforced:
+        pytest.skip(f"cgroup limits unavailable here: {cluster.warnings}")
+    cluster.apply([http_server("web", limits={"memory": "256Mi"})])
+    _ready(cluster)
+    chaos = chaos_on(cluster)
+    with chaos.inject(stress_memory(target="web", size="64MiB", workers=2, duration="30s")) as run:
+        wait_for(
+            lambda: chaos.records(run)[0]["intensity"]["reached"], timeout=5, what="64MiB held in the cgroup"
+        )
+    intensity = run.records[0]["intensity"]
+    assert intensity["expected"] == 64 * 2**20
+    assert 0.8 * 2**26 <= intensity["observed"] <= 1.3 * 2**26, intensity  # the stress's share only
+    assert intensity["baseline"] > 0  # the server's own working set, not counted as pressure
+    assert intensity["oom_kills"] == 0
+    assert cluster.pods()[0].containers[0].restart_count == 0
+
+
 def test_missing_stress_ng_is_a_failed_injection(
     make_cluster: Callable[..., LocalCluster], chaos_on: Callable[..., LocalChaos]
 ) -> None:

@@ -203,8 +203,9 @@ class StressInjection(Injection):
             requested = self.spec.workers * self.spec.load / 100
             cap = (target.cpu_millis / 1000) if target.cpu_millis else float(os.cpu_count() or 1)
             return Intensity("cpu", requested, min(requested, cap))
-        cap = target.memory_bytes or self.spec.vm_bytes
-        return Intensity("memory", float(self.spec.vm_bytes), float(min(self.spec.vm_bytes, cap)))
+        baseline = float(target.cgroup.usage().memory_working_set) if target.cgroup else 0.0
+        room = max(0.0, target.memory_bytes - baseline) if target.memory_bytes else float(self.spec.vm_bytes)
+        return Intensity("memory", float(self.spec.vm_bytes), min(float(self.spec.vm_bytes), room), baseline)
 
     def _apply(self, t: _Tracked) -> None:
         target = t.target
@@ -241,6 +242,7 @@ class StressInjection(Injection):
         ooms = (usage.oom_kills or 0) - t.oom_base
         if ooms > intensity.oom_kills:
             intensity.oom_kills = ooms
+            intensity.reached = True  # pressure beyond the limit: the kernel said so
             t.events.append(f"OOM kill in {cur.id}: the whole container is killed (memory.oom.group)")
             self._kill_container(cur)
             return
@@ -255,7 +257,7 @@ class StressInjection(Injection):
             if wall > 0:
                 intensity.observed = (t.cpu_last[1] - t.cpu_start[1]) / wall
         else:
-            intensity.observed = max(intensity.observed, float(usage.memory_working_set))
+            intensity.observed = max(intensity.observed, usage.memory_working_set - intensity.baseline)
         intensity.reached = (
             intensity.observed >= self.tolerance * intensity.expected or intensity.oom_kills > 0
         )

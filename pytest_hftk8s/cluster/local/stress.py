@@ -39,8 +39,10 @@ class StressSpec:
         if self.kind == "cpu":
             argv += ["--cpu", str(self.workers), "--cpu-load", str(self.load)]
         else:  # allocate, touch once and hold, like Chaos Mesh's memStress (no page re-dirtying loop)
-            per_worker = max(4096, self.vm_bytes // self.workers)
-            argv += ["--vm", str(self.workers), "--vm-bytes", str(per_worker), "--vm-keep", "--vm-hang", "0"]
+            # stress-ng divides --vm-bytes among its vm workers (stress_vm: vm_bytes /= instances),
+            # so the total is passed: Chaos Mesh's size is also the sum over all workers.
+            total = max(4096 * self.workers, self.vm_bytes)
+            argv += ["--vm", str(self.workers), "--vm-bytes", str(total), "--vm-keep", "--vm-hang", "0"]
         if self.timeout is not None:
             argv += ["--timeout", f"{max(1, round(self.timeout))}s"]
         return argv
@@ -135,11 +137,18 @@ class StressProcess:
 
 @dataclass
 class Intensity:
-    """Requested vs observed stress on one container (cores for cpu, bytes for memory)."""
+    """Requested vs observed stress on one container (cores for cpu, bytes for memory).
+
+    cpu: ``observed`` is the whole container's usage (cpuacct delta / wall after a warm-up): pressure
+    means the container runs at min(workers x load, its limit). memory: ``observed`` is the peak
+    working set above ``baseline`` (the working set before injection), i.e. what the stress holds;
+    ``expected`` is the size, capped by what the limit leaves above the baseline.
+    """
 
     resource: str
     requested: float
     expected: float  # requested, capped by the container's limit
+    baseline: float = 0.0
     observed: float = 0.0
     reached: bool = False
     oom_kills: int = 0
@@ -152,6 +161,7 @@ class Intensity:
             "unit": unit,
             "requested": round(self.requested, 4),
             "expected": round(self.expected, 4),
+            "baseline": round(self.baseline, 4),
             "observed": round(self.observed, 4),
             "reached": self.reached,
             "oom_kills": self.oom_kills,
