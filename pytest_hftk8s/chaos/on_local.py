@@ -246,7 +246,11 @@ class LocalChaos:
 
     def remove(self, run: ChaosRun) -> None:
         """Recover the experiment once; later calls (finally, SIGINT, atexit) are no-ops."""
-        with run._lock:
+        # Non-blocking: a SIGINT handler runs on the main thread, possibly inside this very method;
+        # waiting for our own lock there would deadlock, and the removal is already under way.
+        if not run._lock.acquire(blocking=False):
+            return
+        try:
             if run.removed:
                 return
             injection = self._live.pop(run.key, None)
@@ -254,6 +258,8 @@ class LocalChaos:
                 injection.recover()
                 run.records = injection.records()
             run.removed = True
+        finally:
+            run._lock.release()
 
     def sweep(self, namespace: str | None = None) -> list[str]:
         """What the cluster's start-up sweep removed of killed runs (stress-ng lives in their cgroups)."""
