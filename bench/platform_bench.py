@@ -17,6 +17,7 @@ Measurement only: no assertions (targets are compared and reported in the JSON).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import contextlib
 import json
@@ -256,6 +257,74 @@ def py_spy_by_module(raw: pathlib.Path) -> dict[str, float]:
     return {k: round(v / total, 3) for k, v in counts.most_common(12)} if total else {}
 
 
+_CEILING_IDS = [10**12]  # shared by every setting: ids never repeat
+
+
+async def _db_ceiling(dsn: str, *, batch: int, seconds: float, writers: int) -> dict[str, float]:
+    """Drive the engine's own group-commit statement (store.write_batch) directly, ``writers``
+    connections in parallel, ``batch`` orders per commit; half the orders also fill a resting one."""
+    import asyncpg
+    from hft_platform.engine import store
+
+    conns = [
+        await asyncpg.connect(dsn, server_settings={"plan_cache_mode": "force_custom_plan"})
+        for _ in range(writers)
+    ]
+    next_id = _CEILING_IDS
+    stop = time.monotonic() + seconds
+    done = [0]
+    commits = [0]
+
+    async def writer(conn) -> None:
+        resting: list[int] = []  # committed resting orders, makers for later batches
+        while time.monotonic() < stop:
+            rows, moved, fills, fresh = [], [], [], []
+            for _ in range(batch):
+                oid = next_id[0] = next_id[0] + 1
+                rows.append([oid, 1, f"ceil-{oid}", "CEIL", 0, 0, 10000, 10, 0, 0, 0, 10, 0, 10, 0])
+                if resting and oid % 2:
+                    maker = resting.pop()
+                    moved.append((maker, 10, 0, 1))
+                    fills.append((oid, 0, maker, "CEIL", 10000, 10))
+                    rows[-1][10:15] = [10, 0, 10, 0, 1]
+                else:
+                    fresh.append(oid)
+            await store.write_batch(conn, new_orders=rows, updates=moved, fills=fills)
+            resting.extend(fresh)
+            done[0] += batch
+            commits[0] += 1
+
+    t0 = time.monotonic()
+    await asyncio.gather(*(writer(c) for c in conns))
+    wall = time.monotonic() - t0
+    for c in conns:
+        await c.close()
+    return {
+        "batch": batch, "writers": writers, "durable_orders_per_s": round(done[0] / wall, 1),
+        "commits_per_s": round(commits[0] / wall, 1),
+    }  # fmt: skip
+
+
+def db_ceiling(stack: LoopbackStack) -> list[dict[str, float]]:
+    """How many durable order writes one PostgreSQL does here, by batch size (same fsync'd server)."""
+    stack.postgres.psql("CREATE DATABASE hft_ceiling OWNER hft")
+    dsn = stack.postgres.dsn.rsplit("/", 1)[0] + "/hft_ceiling"
+
+    async def run() -> list[dict[str, float]]:
+        import asyncpg
+        from hft_platform.schema import apply_schema
+
+        conn = await asyncpg.connect(dsn)
+        await apply_schema(conn)
+        await conn.close()
+        out = []
+        for batch, writers in ((1, 1), (1, 8), (10, 1), (50, 1), (200, 1)):
+            out.append(await _db_ceiling(dsn, batch=batch, seconds=3.0, writers=writers))
+        return out
+
+    return asyncio.run(run())
+
+
 def settle(stack: LoopbackStack, *, timeout_s: float = 15.0) -> None:
     """Wait until requests still in flight when wrk stopped are answered (counters stop moving)."""
     deadline = time.monotonic() + timeout_s
@@ -416,6 +485,7 @@ def main() -> None:
                 if k.startswith("hft_db_batch_size_bucket")
             },
         }  # fmt: skip
+        ceiling = db_ceiling(stack)
         ratio = max_rate / echo["ok_per_s"] if echo["ok_per_s"] else 0.0
         result.update(
             durable_orders_per_s=round(max_rate, 1),
@@ -433,6 +503,12 @@ def main() -> None:
             duplicates=dups,
             fills_in_db=fills,
             group_commit=commit,
+            postgres_ceiling=ceiling,
+            postgres_ceiling_method=(
+                "after the HTTP runs, the engine's own group-commit statement (store.write_batch: insert "
+                "orders, update makers, insert fills, one implicit transaction, synchronous_commit on, "
+                "fsync on) driven directly in a separate database of the same server, 3 s per setting"
+            ),
             cpu_cores_at_max_rate=cores,
             profile=profile,
             runs={"echo": echo, "orders_max": orders, "orders_paced": paced},
