@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import shutil
 from collections.abc import Iterator
 
@@ -30,6 +31,8 @@ def stack() -> Iterator[LoopbackStack]:
     """The shared stack. Tests that kill or stop a server must leave it running again."""
     for binary in ("redis-server", "nginx"):
         _require(binary)
+    if os.geteuid() != 0:
+        pytest.skip("PostgreSQL refuses root and these tests switch to the postgres user: run them as root")
     st = LoopbackStack(symbols=SYMBOLS, backends=1, rate_limit=RATE_LIMIT, with_nginx=True)
     st.start()
     try:

@@ -24,7 +24,7 @@ from hft_platform.engine.book import ShardBook
 from hft_platform.engine.journal import GroupCommitter, Peer
 
 _ORDER, _CANCEL, _CONTROL = 0, 1, 2
-RECENT_LIMIT = 500_000
+RECENT_LIMIT = 200_000  # ~40 MB; older keys fall back to the PostgreSQL look-up
 EVICT_CHUNK = 10_000
 DEPTH_LEVELS_MAX = 50
 
@@ -67,6 +67,7 @@ class Sequencer:
         self._blocks: list[int] = []
         self._wake = asyncio.Event()
         self._depth = metrics.QUEUE_DEPTH.labels(shard)
+        self._run_hist = metrics.ENGINE_RUN.labels(shard)
 
     # -- intake (called from connection protocols) -------------------------------------------
     def add_orders(self, peer: Peer, records: Iterable[tuple], started: float) -> None:
@@ -170,7 +171,7 @@ class Sequencer:
         if rows:
             t0 = time.perf_counter()
             results, fills = self.book.run(rows)
-            metrics.ENGINE_RUN.labels(self.committer._shard).observe(time.perf_counter() - t0)
+            self._run_hist.observe(time.perf_counter() - t0)
             self._record(batch, rows, metas, results, fills)
         for peer, started, req_id, key in later:
             batch.reply(peer, pack_ack(req_id, _as_duplicate(recent[key])), started)
