@@ -198,3 +198,31 @@ def test_readyz_is_false_while_the_engine_is_down(api: httpx.Client, stack: Loop
     while api.get("/readyz").status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_failed_commit_stops_the_engine_and_restart_rebuilds(api: httpx.Client, stack: LoopbackStack) -> None:
+    """Fail-stop: when PostgreSQL cannot commit, the engine exits non-zero instead of serving a book
+    that is ahead of the database; after PostgreSQL and the engine restart, book == database."""
+    auth = register(api, "failstop")
+    body = {"client_order_id": new_coid("fs"), "symbol": "MSFT", "side": "buy", "type": "limit",
+            "price": 12.0, "qty": 2}  # fmt: skip
+    assert stack.engine is not None
+    stack.postgres.stop()
+    try:
+        resp = api.post("/v1/orders", json=body, headers=auth)
+        assert resp.status_code == 503, resp.text
+        assert stack.engine.proc is not None
+        assert stack.engine.proc.wait(timeout=30) == 70
+    finally:
+        stack.postgres.start()
+        stack.start_engine()
+    for _ in range(100):
+        resp = api.post("/v1/orders", json=body, headers=auth)
+        if resp.status_code == 200:
+            break
+        time.sleep(0.1)
+    assert resp.status_code == 200, resp.text
+    assert db_rows(
+        stack, f"SELECT count(*) FROM orders WHERE client_order_id = '{body['client_order_id']}'"
+    ) == [["1"]]
+    assert engine_book(api, "MSFT") == db_book(stack, "MSFT")

@@ -18,7 +18,7 @@ import uvloop
 
 from hft_platform.engine import recovery, server
 from hft_platform.engine.book import ShardBook
-from hft_platform.engine.journal import GroupCommitter
+from hft_platform.engine.journal import FAIL_STOP_EXIT, GroupCommitter
 from hft_platform.engine.sequencer import Sequencer
 from hft_platform.schema import apply_schema
 from hft_platform.settings import Settings, load_settings
@@ -90,8 +90,11 @@ async def serve(settings: Settings) -> int:
         task.cancel()
     for task in done:
         if task is not stopper and task.exception() is not None:
-            log.critical("engine task failed: %r", task.exception())
-            return 1
+            # e.g. PostgreSQL gone during a look-up: same fail-stop as a failed commit.
+            log.critical(
+                "engine task failed, stopping so a restart rebuilds from PostgreSQL: %r", task.exception()
+            )
+            return FAIL_STOP_EXIT
     with contextlib.suppress(Exception):
         await asyncio.wait_for(asyncio.gather(seq_conn.close(), write_conn.close()), timeout=5)
     return 0
