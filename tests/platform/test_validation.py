@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 
 import httpx
 import pytest
@@ -103,16 +104,19 @@ def test_bad_paths_are_4xx(api: httpx.Client, auth: dict[str, str]) -> None:
 
 def test_rate_limit_is_429_per_key(api: httpx.Client, stack: LoopbackStack) -> None:
     greedy, polite = register(api, "greedy"), register(api, "polite")
-    n = RATE_LIMIT * 3
+    n = RATE_LIMIT * 4
+    started = time.time()
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
         replies = list(
             pool.map(lambda _: api.post("/v1/orders", json=order(price=6.0), headers=greedy), range(n))
         )
+    seconds_spanned = int(time.time()) - int(started) + 1  # the limiter counts per wall-clock second
     codes = [r.status_code for r in replies]
-    assert 429 in codes, codes
     assert set(codes) <= {200, 429}, [r.text for r in replies if r.status_code not in (200, 429)]
     accepted = codes.count(200)
-    assert accepted <= 2 * RATE_LIMIT  # at most the budget of the (at most two) seconds spanned
+    assert accepted <= RATE_LIMIT * seconds_spanned
+    if seconds_spanned <= 3:  # fast enough to exceed the budget: some must have been refused
+        assert 429 in codes, codes
     assert api.post("/v1/orders", json=order(price=6.0), headers=polite).status_code == 200
     resp = api.post("/v1/orders", json=order(price=6.0), headers=greedy)
     if resp.status_code == 429:
