@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 DEFAULT_SYMBOLS = "AAPL,MSFT,GOOG,AMZN,TSLA,NVDA,META,NFLX"
 
@@ -53,8 +54,10 @@ class Settings:
 
     @property
     def db_dsn(self) -> str:
-        auth = self.db_user + (f":{self.db_password}" if self.db_password else "")
-        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{self.db_name}"
+        auth = quote(self.db_user, safe="") + (
+            f":{quote(self.db_password, safe='')}" if self.db_password else ""
+        )
+        return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
 
     def shard_for(self, symbol: str) -> Shard | None:
         for shard in self.shards:

@@ -126,6 +126,8 @@ def test_settings_parse_shards() -> None:
     assert settings.db_port == 6543
     with pytest.raises(SettingsError):
         load_settings({"HFT_HTTP_PORT": "eighty"})
+    odd = load_settings({"HFT_DB_HOST": "db", "HFT_DB_PASSWORD": "p@ss:w/rd"})
+    assert odd.db_dsn == "postgresql://hft:p%40ss%3Aw%2Frd@db:5432/hft"
 
 
 def _imports(path: pathlib.Path) -> set[str]:
