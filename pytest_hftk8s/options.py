@@ -83,6 +83,13 @@ def parse_bool(value: str) -> bool:
     raise pytest.UsageError(f"expected a boolean (1/0, true/false, yes/no); got {value!r}")
 
 
+def parse_context(value: str) -> str:
+    value = value.strip()
+    if not value or any(c.isspace() for c in value):
+        raise pytest.UsageError(f"--hft-allow-context: expected a kube context name; got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -90,6 +97,7 @@ class Option:
     parse: Callable[[str], Any] | None = None
     default: Any = None
     is_flag: bool = False
+    repeatable: bool = False  # flag may be given several times; env and ini take a comma list
 
     @property
     def dest(self) -> str:
@@ -149,6 +157,21 @@ OPTIONS = (
         parse_scale,
         1.0,
     ),
+    Option(
+        "--hft-allow-context",
+        "kube context where destructive chaos may run (repeatable; env/ini: comma-separated); "
+        "'local' is always allowed, every other context is refused",
+        parse_context,
+        (),
+        repeatable=True,
+    ),
+    Option(
+        "--hft-chaos-dry-run",
+        "print the chaos objects (YAML) instead of injecting them; nothing is changed",
+        parse_bool,
+        False,
+        True,
+    ),
 )
 
 
@@ -158,6 +181,11 @@ def add_options(parser: pytest.Parser) -> None:
         text = f"{opt.help} [env {opt.env}, ini {opt.dest}]"
         if opt.is_flag:
             group.addoption(opt.flag, action="store_true", dest=opt.dest, default=None, help=text)
+        elif opt.repeatable:
+            group.addoption(
+                opt.flag, dest=opt.dest, default=None, action="append", type=opt.parse,
+                metavar=opt.dest.upper()[4:], help=text,
+            )  # fmt: skip
         else:
             group.addoption(
                 opt.flag, dest=opt.dest, default=None, type=opt.parse, metavar=opt.dest.upper()[4:], help=text
@@ -181,6 +209,8 @@ class HftSettings:
     load_timeout: float
     backoff_scale: float
     explicit: frozenset[str]  # settings the user gave (flag, env or ini), for combination checks
+    allow_contexts: tuple[str, ...] = ()  # kube contexts where chaos may run ('local' always may)
+    chaos_dry_run: bool = False
 
     @property
     def active(self) -> bool:
@@ -193,6 +223,9 @@ def resolve(config: pytest.Config, *, environ: dict[str, str] | None = None) -> 
     explicit: set[str] = set()
     for opt in OPTIONS:
         value = config.getoption(opt.dest)
+        if opt.repeatable:
+            values[opt.dest[4:]] = _repeated(opt, value, env, config, explicit)
+            continue
         if value is None and env.get(opt.env, "") != "":
             value = _parsed(opt, env[opt.env], f"environment variable {opt.env}")
         if value is None:
@@ -220,9 +253,27 @@ def resolve(config: pytest.Config, *, environ: dict[str, str] | None = None) -> 
         load_timeout=values["load_timeout"],
         backoff_scale=values["backoff_scale"],
         explicit=frozenset(explicit),
+        allow_contexts=tuple(values["allow_context"]),
+        chaos_dry_run=bool(values["chaos_dry_run"]),
     )
     _check_combinations(settings)
     return settings
+
+
+def _repeated(
+    opt: Option, given: list[str] | None, env: dict[str, str] | Any, config: pytest.Config, explicit: set[str]
+) -> tuple[str, ...]:
+    """A repeatable option: the flags if any were given, else the environment's, else the ini's list."""
+    if given:
+        explicit.add(opt.dest)
+        return tuple(given)
+    for raw, source in ((env.get(opt.env, ""), f"environment variable {opt.env}"),
+                        (str(config.getini(opt.dest) or ""), f"ini key {opt.dest}")):  # fmt: skip
+        items = [item for item in re.split(r"[,\s]+", raw) if item]
+        if items:
+            explicit.add(opt.dest)
+            return tuple(_parsed(opt, item, source) for item in items)
+    return tuple(opt.default)
 
 
 def _parsed(opt: Option, raw: str, source: str) -> Any:

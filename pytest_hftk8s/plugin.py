@@ -20,9 +20,11 @@ from pytest_hftk8s import options
 if TYPE_CHECKING:
     from pytest_hftk8s.cluster.base import Cluster
     from pytest_hftk8s.load.driver import LoadDriver
+    from pytest_hftk8s.resilience.fixture import HftChaos
     from pytest_hftk8s.runtime import HftRuntime, SloChecker
     from pytest_hftk8s.session import Platform
     from pytest_hftk8s.slo.prom import PromClient
+    from pytest_hftk8s.slo.relative import Baseline
 
 settings_key = pytest.StashKey[options.HftSettings]()
 runtime_key = pytest.StashKey["HftRuntime"]()
@@ -133,6 +135,36 @@ def hft_slo(request: pytest.FixtureRequest, hft_platform: Platform) -> SloChecke
     from pytest_hftk8s.runtime import SloChecker
 
     return SloChecker(_runtime(request), request.node)
+
+
+@pytest.fixture
+def hft_chaos(request: pytest.FixtureRequest) -> Iterator[HftChaos]:
+    """Chaos as context managers: ``with hft_chaos.stress_cpu(target="backend", load=80, duration="10s")``.
+
+    Also ``stress_memory``, ``pod_kill``, ``container_kill``, ``pod_failure``, ``network_delay``,
+    ``network_loss`` (each accepts ``probes=[slo...]``, ``probe_interval``, ``stop_on_failure``).
+    Refuses kube contexts not given to ``--hft-allow-context`` before connecting; ``--hft-chaos-dry-run``
+    prints the objects instead. Every experiment is removed, and recorded in the report.
+    """
+    from pytest_hftk8s.resilience.fixture import serve
+
+    yield from serve(_runtime(request), request)
+
+
+@pytest.fixture(scope="session")
+def hft_baseline(request: pytest.FixtureRequest, hft_platform: Platform) -> Baseline:
+    """The session's baseline window (recorded from a passing load run named ``baseline``, else measured
+    now at ``HFT_BASELINE_RATE`` for ``HFT_BASELINE_SECONDS``); baseline-relative SLOs compare to it."""
+    import os
+
+    from pytest_hftk8s.resilience.baseline import measure
+
+    runtime = _runtime(request)
+    if runtime.baseline is None:
+        rate = float(os.environ.get("HFT_BASELINE_RATE", "300"))
+        seconds = float(os.environ.get("HFT_BASELINE_SECONDS", "10"))
+        runtime.baseline = measure(runtime, request.node, rate=rate, duration=seconds)
+    return runtime.baseline
 
 
 def record_chaos(request: Any, entry: Any) -> None:

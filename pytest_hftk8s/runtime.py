@@ -84,6 +84,7 @@ class HftRuntime:
                 raise pytest.UsageError(f"--hft-slo-file: {e}") from e
         self.is_worker = hasattr(config, "workerinput")
         self._progress_lock = threading.Lock()
+        self.baseline: Any = None  # slo.relative.Baseline, recorded once per session
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -167,7 +168,10 @@ class HftRuntime:
         began = time.perf_counter()
         client = PromClient(self.platform.prometheus_url)
         try:
-            results = evaluate(slos, Window(start, end), client, variables=variables)
+            plain, extras = self.resolve_relative(slos, client, variables)
+            results = evaluate(plain, Window(start, end), client, variables=variables)
+            for r, extra in zip(results, extras, strict=True):
+                r.extra.update(extra)
         finally:
             client.close()
             state.overhead_s += time.perf_counter() - began
@@ -177,6 +181,35 @@ class HftRuntime:
             item.user_properties.append((f"hft_slo.{r.name}.passed", r.passed))
         self.config.hook.pytest_hftk8s_slo_evaluated(item=item, results=[r.as_dict() for r in results])
         return results
+
+    def resolve_relative(
+        self, slos: list[Any], client: Any, variables: dict[str, Any]
+    ) -> tuple[list[Any], list[dict[str, Any]]]:
+        """Turn baseline-relative SLOs into absolute ones against this session's baseline window."""
+        from pytest_hftk8s.slo.relative import Relative, resolve
+
+        plain: list[Any] = []
+        extras: list[dict[str, Any]] = []
+        for slo in slos:
+            if not isinstance(slo, Relative):
+                plain.append(slo)
+                extras.append({})
+                continue
+            if self.baseline is None:
+                raise HftError(
+                    f"SLO {slo.name!r} is relative to the session's baseline, but no baseline was recorded: "
+                    "request the hft_baseline fixture (or run a passing load run named 'baseline' first)"
+                )
+            value = self.baseline.value_of(slo.slo, client, variables=variables)
+            plain.append(resolve(slo, value))
+            extras.append(
+                {
+                    "baseline_value": value,
+                    "ratio": slo.ratio,
+                    "baseline_window": self.baseline.window.as_dict(),
+                }
+            )
+        return plain, extras
 
     def report_path(self) -> str:
         return str(self.settings.report_dir / "index.html")
@@ -214,6 +247,9 @@ class HftRuntime:
             names = getattr(item, "fixturenames", None)
             if names is not None and item.get_closest_marker(SLO_MARK) and "hft_platform" not in names:
                 names.append("hft_platform")
+            # A test marked hft_chaos gets the experiment around its body through the fixture.
+            if names is not None and item.get_closest_marker("hft_chaos") and "hft_chaos" not in names:
+                names.append("hft_chaos")
 
     # -- recording ------------------------------------------------------------------------------
 
@@ -227,6 +263,10 @@ class HftRuntime:
         if state is None and not used:
             return report
         state = state or TestState()
+        if report.when == "call" and report.passed and self.baseline is None:
+            from pytest_hftk8s.resilience.baseline import from_runs
+
+            self.baseline = from_runs(state.loads, source=item.nodeid)
         if report.when == "call" or report.failed:
             began = time.perf_counter()
             record = self._record(item, state, report)
@@ -320,6 +360,8 @@ class HftRuntime:
             profile=self.settings.profile,
             started=self.started,
         )
+        if self.baseline is not None:
+            data["baseline"] = self.baseline.as_dict()
         summary_path = summary.write(data, self.settings.report_dir)
         html_path = html.write(data, self.settings.report_dir)
         self.written = (summary_path, html_path)

@@ -55,7 +55,22 @@ class ChaosRun:
             "window": list(self.window),
             "injected": self.injected_at is not None,
             "containers": [str(r.get("id", "")) for r in self.records],
+            "intensity": self.intensity(),
+            "intensity_reached": self.intensity_reached(),
         }
+
+    def intensity(self) -> list[dict[str, Any]]:
+        """Requested vs observed intensity per container (stress experiments on drivers that measure it)."""
+        return [
+            {"container": str(r.get("id", "")), **r["intensity"]}
+            for r in self.records
+            if isinstance(r, dict) and isinstance(r.get("intensity"), dict)
+        ]
+
+    def intensity_reached(self) -> bool | None:
+        """Whether every measured container reached its intensity; ``None`` when nothing was measured."""
+        measured = self.intensity()
+        return all(bool(i.get("reached")) for i in measured) if measured else None
 
 
 @runtime_checkable

@@ -24,6 +24,8 @@ from hdrh.histogram import HdrHistogram
 RequestFactory = Callable[[int], bytes]
 
 _HIST_MAX_US = 120_000_000
+#: Width of one ``EngineResult.timeline`` bucket, seconds.
+TIMELINE_BUCKET_S = 0.1
 
 
 @dataclass
@@ -55,6 +57,10 @@ class EngineResult:
     late_ticks: int = 0
     ticks: int = 0
     histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _HIST_MAX_US, 3))
+    # 2xx answers per TIMELINE_BUCKET_S of wall clock (key: int(time.time() / bucket)), for recovery
+    # times after a fault; and the sequence numbers the server acknowledged (2xx), in answer order.
+    timeline: dict[int, int] = field(default_factory=dict)
+    acked: list[int] = field(default_factory=list)
 
     def error(self, kind: str, n: int = 1) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + n
@@ -70,6 +76,7 @@ class _Conn(asyncio.Protocol):
         self.need = -1  # body bytes still expected for the current response, -1 = reading headers
         self.status = 0
         self.intended = 0.0
+        self.seq = -1
         self.sent_at = 0.0
         self.busy = False
         self.closing = False
@@ -79,8 +86,9 @@ class _Conn(asyncio.Protocol):
         # uvloop's transports do not subclass asyncio.Transport; they do have write() and close()
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, data: bytes, intended: float) -> None:
+    def send(self, data: bytes, intended: float, seq: int) -> None:
         self.intended = intended
+        self.seq = seq
         self.sent_at = time.perf_counter()
         self.busy = True
         assert self.transport is not None
@@ -162,6 +170,9 @@ class _Engine:
         r.statuses[status] = r.statuses.get(status, 0) + 1
         if 200 <= status < 300:
             r.ok += 1
+            r.acked.append(conn.seq)
+            bucket = int(time.time() / TIMELINE_BUCKET_S)
+            r.timeline[bucket] = r.timeline.get(bucket, 0) + 1
         r.histogram.record_value(max(1, int((now - conn.intended) * 1e6)))
         if conn.closing:
             return
@@ -191,7 +202,7 @@ class _Engine:
         seq = self.seq
         self.seq += 1
         self.result.sent += 1
-        conn.send(self.spec.make_request(seq), intended)
+        conn.send(self.spec.make_request(seq), intended, seq)
 
     # -- tasks ----------------------------------------------------------------------------------
 

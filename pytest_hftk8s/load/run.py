@@ -23,7 +23,7 @@ from typing import Any
 
 from pytest_hftk8s.errors import LoadError
 from pytest_hftk8s.load import api
-from pytest_hftk8s.load.engine import EngineResult, EngineSpec, run_engine
+from pytest_hftk8s.load.engine import TIMELINE_BUCKET_S, EngineResult, EngineSpec, run_engine
 
 Progress = Callable[[str], None]
 
@@ -140,6 +140,8 @@ class LoadRun:
         self._reg_ok = 0
         self._reg_failed = 0
         self._keys: list[str] = []
+        self._names: list[str] = []  # the registered user name of each key, same order
+        self.order_prefix = uuid.uuid4().hex[:10]  # every client_order_id is f"{order_prefix}-{seq}"
 
     # -- context manager ------------------------------------------------------------------------
 
@@ -195,6 +197,7 @@ class LoadRun:
                     if response.status_code // 100 != 2:
                         raise LoadError(f"HTTP {response.status_code}: {response.text[:200]}")
                     self._keys.append(api.api_key_from(response.json()))
+                    self._names.append(api.registration_body(f"load-{tag}-{i}")["name"])
                     self._reg_ok += 1
                 except (httpx.HTTPError, LoadError, KeyError, ValueError):
                     self._reg_failed += 1
@@ -207,7 +210,7 @@ class LoadRun:
     def _request_factory(self) -> Callable[[int], bytes]:
         if self._make_request is not None:
             return self._make_request
-        keys, run_id, host = self._keys, uuid.uuid4().hex[:10], f"{self.host}:{self.port}"
+        keys, run_id, host = self._keys, self.order_prefix, f"{self.host}:{self.port}"
         return lambda seq: api.order_request(seq, run_id=run_id, api_key=keys[seq % len(keys)], host=host)
 
     def _thread_main(self, ready: threading.Event) -> None:
@@ -308,6 +311,25 @@ class LoadRun:
             f"load {self.name}: {self.summary.ok} ok at {self.summary.achieved_rate:.0f}/s"
             + ("" if self.summary.valid else " - INVALID: " + "; ".join(reasons))
         )
+
+    def acked_orders(self) -> list[tuple[str, str]]:
+        """``(user name, client_order_id)`` of every order the platform acknowledged (2xx), in answer order.
+
+        Empty for runs with a custom ``make_request`` (their bodies are not orders of known users).
+        """
+        result = self._result or self._live
+        if self._make_request is not None or not self._names:
+            return []
+        names = self._names
+        return [(names[seq % len(names)], f"{self.order_prefix}-{seq}") for seq in result.acked]
+
+    def timeline(self) -> list[tuple[float, int]]:
+        """``(bucket start epoch s, 2xx answers in it)`` per :data:`TIMELINE_BUCKET_S`, gaps filled with 0."""
+        counts = dict((self._result or self._live).timeline)
+        if not counts:
+            return []
+        first, last = min(counts), max(counts)
+        return [(k * TIMELINE_BUCKET_S, counts.get(k, 0)) for k in range(first, last + 1)]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self.summary) if self.summary else {}

@@ -101,7 +101,7 @@ class SloResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "query": self.query,
             "observed": self.observed,
@@ -113,6 +113,9 @@ class SloResult:
             "unit": self.unit,
             "window": self.window,
         }
+        if self.extra:
+            out["extra"] = dict(self.extra)
+        return out
 
 
 def check_threshold(name: str, comparator: str, threshold: Any) -> None:
