@@ -421,20 +421,30 @@ def main() -> None:
         conns = args.paced_connections
         delay = max(conns * 1000.0 / target - orders["mean_us"] / 1000, 0.1)
         probes = []
-        for i in range(3):
+        # The rate falls monotonically as the delay grows (not linearly: latency falls too), so
+        # bisect the delay; widen the connection count first if even no delay is too slow.
+        low, high = 0.1, conns * 1000.0 / target
+        for i in range(6):
             probe = wrk(
                 path="/v1/orders",
                 run=f"pace-probe-{i}",
-                seconds=4,
+                seconds=3,
                 delay_ms=delay,
                 **{**common, "connections": conns},
             )
             rate = max(probe["ok_per_s"], 1.0)
             probes.append({"connections": conns, "delay_ms": round(delay, 3), "ok_per_s": round(rate, 1)})
-            if delay <= 0.1 and rate < 0.97 * target:  # latency-bound even without delay
+            if abs(rate - target) <= 0.03 * target:
+                break
+            if delay <= 0.1 and rate < target:  # latency-bound even without delay
                 conns = min(int(conns * target / rate) + 4, args.connections)
-            else:  # move the per-connection cycle (latency + delay) towards conns / target
-                delay = max(delay + (conns / target - conns / rate) * 1000.0, 0.1)
+                high = conns * 1000.0 / target
+                continue
+            if rate > target:
+                low = delay
+            else:
+                high = delay
+            delay = (low + high) / 2
         paced_common = {**common, "connections": conns}
         paced = wrk(path="/v1/orders", run="paced", seconds=args.seconds, delay_ms=delay, **paced_common)
         order_runs = [orders, paced]
