@@ -56,13 +56,27 @@ def test_non_finite_price_is_rejected(api: httpx.Client, auth: dict[str, str], l
         headers={**auth, "Content-Type": "application/json"},
     )
     assert resp.status_code == 422, resp.text
-    assert "price" in resp.text
+    # Refused by the strict JSON parser already (orjson), before validation.
+    assert resp.json()["detail"][0]["type"] == "json_invalid"
+    assert "JSON" in resp.json()["detail"][0]["msg"]
     json.loads(resp.content)  # the error body itself is valid JSON (no bare NaN)
 
 
 def test_malformed_json_is_422(api: httpx.Client, auth: dict[str, str]) -> None:
     resp = api.post("/v1/orders", content=b'{"qty": ', headers={**auth, "Content-Type": "application/json"})
     assert resp.status_code == 422
+    assert resp.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_non_finite_price_in_parsed_json_is_rejected_by_the_model() -> None:
+    # Belt and braces: even if a parser let NaN through, the model refuses it.
+    from hft_platform.backend.models import OrderIn
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="price"):
+        OrderIn.model_validate(
+            {"client_order_id": "x", "symbol": "AAPL", "side": "buy", "price": float("nan"), "qty": 1}
+        )
 
 
 def test_oversized_body_is_413_with_and_without_length(api: httpx.Client, auth: dict[str, str]) -> None:

@@ -27,7 +27,12 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
         metrics.REGISTRATIONS.labels("invalid").inc()
     # Echoing inputs back could carry NaN or huge values; say where and what instead.
     detail = [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+        {
+            "loc": list(err.get("loc", ())),
+            "msg": str(err.get("msg", ""))
+            + (f": {err['ctx']['error']}" if "error" in err.get("ctx", {}) else ""),
+            "type": str(err.get("type", "")),
+        }
         for err in exc.errors()
     ]
     return JSONResponse({"detail": detail}, status_code=422)

@@ -8,9 +8,10 @@ from __future__ import annotations
 import orjson
 from fastapi import APIRouter, Response
 
+from hft_platform.backend.jsonroute import OrjsonRoute
 from hft_platform.backend.models import EchoOut, OrderIn
 
-router = APIRouter(prefix="/v1/echo", tags=["benchmark"])
+router = APIRouter(prefix="/v1/echo", route_class=OrjsonRoute, tags=["benchmark"])
 
 
 @router.post("", response_model=EchoOut)

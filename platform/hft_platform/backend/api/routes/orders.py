@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path, Response
 
 from hft_platform.backend import metrics
 from hft_platform.backend.deps import Authenticated, http_error
+from hft_platform.backend.jsonroute import OrjsonRoute
 from hft_platform.backend.models import MAX_ORDER_ID, AckOut, CancelOut, OrderIn, OrderOut, Problem
 from hft_platform.backend.services import orders
 from hft_platform.backend.services.errors import InvalidRequest, RateLimited, ServiceError
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", route_class=OrjsonRoute, tags=["orders"])
 
 OrderIdPath = Annotated[int, Path(ge=1, le=MAX_ORDER_ID, description="order id from the acknowledgement")]
 _ERRORS = {code: {"model": Problem} for code in (401, 404, 409, 413, 422, 429, 503)}

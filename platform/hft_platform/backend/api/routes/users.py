@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from hft_platform.backend import metrics
 from hft_platform.backend.deps import Ctx, http_error
+from hft_platform.backend.jsonroute import OrjsonRoute
 from hft_platform.backend.models import Problem, UserIn, UserOut
 from hft_platform.backend.services import users
 from hft_platform.backend.services.errors import ServiceError
 
-router = APIRouter(prefix="/v1/users", tags=["users"])
+router = APIRouter(prefix="/v1/users", route_class=OrjsonRoute, tags=["users"])
 
 
 @router.post("", status_code=201, response_model=UserOut, responses={503: {"model": Problem}})
