@@ -42,3 +42,10 @@ def test_ruff_clean() -> None:
         [sys.executable, "-m", "ruff", "check", str(ROOT)], capture_output=True, text=True, cwd=ROOT
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_test_module_basenames_are_unique() -> None:
+    # tests/<topic>/ folders are not packages, so two test modules with one basename collide.
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    assert not dupes, f"rename these test modules so each basename is unique: {dupes}"
