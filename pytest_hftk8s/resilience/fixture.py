@@ -226,7 +226,7 @@ class HftChaos:
         """Inject any built experiment; see the module docstring. Removal is guaranteed."""
         duration = ex.duration_seconds(experiment.duration) if experiment.duration else None
         entry: dict[str, Any] = {
-            "experiment": experiment.short() if hasattr(experiment, "short") else experiment.kind
+            "experiment": f"{getattr(experiment, 'short', experiment.kind)} {experiment.target}"
         }
         with self.driver.inject(experiment, name=name) as run:
             handle = Experiment(run, duration=duration, entry=entry)

@@ -200,10 +200,19 @@ def oom_sequence(client: Any, *, namespace: str, container: str, start: float, e
     }
     seconds = max(1, int(end - start) + 1)
     for attr, selector in selectors.items():
-        # The earliest sample with value 1 inside the range: min over time of the sample timestamps.
-        query = f"min(min_over_time((timestamp({selector} == 1))[{seconds}s:250ms]))"
+        # The earliest sample with value 1 stamped inside the range (a reason series keeps its value
+        # after the event, so samples stamped before ``start`` are an earlier event, not this one).
+        query = f"min(min_over_time((timestamp({selector} == 1) >= {start - 1:.3f})[{seconds}s:250ms]))"
         seq.queries[attr] = query
         value = client.scalar(query, at=end)
         if value is not None and value == value and start - 1 <= value <= end + 1:
             setattr(seq, attr, value)
     return seq
+
+
+def db_target(cluster: Any, profile: str) -> DbTarget:
+    """Where the test process reaches the platform's PostgreSQL, with the rendered Secret's password."""
+    from pytest_hftk8s.manifests import render
+
+    address = cluster.service_address("postgres", 5432)
+    return DbTarget(host=address.host, port=address.port, password=db_password(render(profile)))
