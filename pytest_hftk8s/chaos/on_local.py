@@ -185,6 +185,10 @@ class LocalChaos:
         duration = duration_seconds(experiment.duration) if experiment.duration else None
         common: dict[str, Any] = {"name": run.name, "sample_interval": self.sample_interval}
         if isinstance(experiment, PodChaos) and experiment.action in ("pod-kill", "container-kill"):
+            # pod-kill: Kubernetes makes a replacement pod, with no backoff history (container-kill keeps it)
+            if experiment.action == "pod-kill":
+                for pod in sorted({t.pod for t in targets}):
+                    self.cluster.forget_restart_backoff(pod)
             killed = local.kill_containers(targets)
             local.wait_dead(targets, timeout=self.verify_timeout)
             run.injected_at = time.time()

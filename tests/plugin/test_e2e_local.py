@@ -1,5 +1,6 @@
-"""The main job end to end: the bundled suite on the real embedded LocalCluster, as a user runs it
-(``pytest --hft-cluster=local --pyargs pytest_hftk8s.suites``), then nothing left behind."""
+"""The main job end to end: the bundled suites (baseline + resilience) on the real embedded
+LocalCluster, as a user runs them (``pytest --hft-cluster=local --pyargs pytest_hftk8s.suites``),
+then nothing left behind. One full run serves both suites' checks (it is the slowest test)."""
 
 from __future__ import annotations
 
@@ -46,16 +47,17 @@ def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: li
         "pytest_hftk8s.suites",
         "-p",
         "no:randomly",
-        timeout=300,
+        timeout=600,
     )
     out = result.stdout.str()
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(
         ["*[[]hftk8s[]] pod * starting*", "*[[]hftk8s[]] load baseline: offered 300/s, current*"]
     )
     summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
     assert summary["platform"]["ready_seconds"] < 60, out
-    slos = {s["name"]: s for t in summary["tests"] for s in t["slos"]}
+    baseline_tests = [t for t in summary["tests"] if "test_baseline.py" in t["nodeid"]]
+    slos = {s["name"]: s for t in baseline_tests for s in t["slos"]}
     assert set(slos) == {
         "throughput",
         "p99_order_latency_ms",
@@ -66,6 +68,7 @@ def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: li
     }
     assert all(s["passed"] for s in slos.values()), slos
     assert (pytester.path / "hft-report" / "index.html").exists()
+    _check_resilience(summary)
     print(
         f"ready_seconds={summary['platform']['ready_seconds']:.2f} "
         + " ".join(
@@ -78,3 +81,28 @@ def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: li
     while (left := _hft_leftovers() - before) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"left behind: {sorted(left)}"
+
+
+def _check_resilience(summary: dict) -> None:
+    """summary.json carries each experiment's window, intensity, recovery and acked-vs-stored counts."""
+    assert summary["baseline"]["achieved_rate"] > 0
+    chaos = {c["experiment"]: c for t in summary["tests"] for c in t.get("chaos", [])}
+    for name in ("stress-cpu backend", "stress-memory backend"):
+        entry = chaos[name]
+        assert entry["window"]["seconds"] > 1, entry["window"]
+        assert entry["intensity_reached"] is True, entry["intensity"]
+    assert chaos["stress-cpu backend"]["probes"]["rounds"], "the continuous probe never ran"
+    assert chaos["stress-cpu backend"]["throughput"]["capacity_ratio"] > 0
+    assert chaos["stress-memory backend"]["oom_sequence"]["detected"] is True
+    for target in ("backend", "engine", "postgres"):
+        entry = chaos[f"pod-kill {target}"]
+        assert entry["injected"] is True
+        assert entry["recovery"]["recovery_s"] is not None, entry["recovery"]
+        acks = entry["acked_vs_stored"]
+        assert acks["acked"] > 0
+        assert acks["lost"] == 0
+        assert acks["duplicated"] == 0
+        assert acks["acked_stored"] == acks["acked"]
+    scaled = next(e for e in chaos.values() if e["experiment"].startswith("scale4"))
+    assert scaled["engine_restarts"] == 0
+    assert scaled["load"]["achieved_rate"] > 0

@@ -38,6 +38,11 @@ NEEDS_LOCAL_CLUSTER = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
+
+
 def inner_args() -> list[str]:
     """What every inner run gets: no cache, no random order, no rewrite warning of the editable install."""
     return ["-p", "no:cacheprovider", "-p", "no:randomly", "-W", "ignore::pytest.PytestAssertRewriteWarning"]

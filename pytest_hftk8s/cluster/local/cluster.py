@@ -461,6 +461,13 @@ class LocalCluster:
                     return address
         raise ClusterError(f"no free address left in 127.0.{self.exporter.subnet}.0/24 for a chaos proxy")
 
+    def forget_restart_backoff(self, pod: str) -> None:
+        """Kubernetes replaces a deleted pod (pod-kill) with a new one, which has no restart backoff
+        history; the local pod keeps its name and restart count but, like the new pod, restarts at once."""
+        with self._lock:
+            for c in self._pod(pod).containers:
+                c.backoff = CrashBackoff(self.backoff_scale)
+
     def _pod(self, name: str) -> Pod:
         for p in self._pods:
             if p.name == name:
