@@ -6,6 +6,7 @@ and with the same wrk generator and Lua script:
 
 1. ``POST /v1/echo`` (pydantic validation of the same body, nothing else) at max rate: the ceiling;
 2. ``POST /v1/orders`` at max rate for >= 20 s (every request a unique client_order_id);
+   (1) and (2) are interleaved for ``--rounds`` rounds and the best round of each is reported;
 3. ``POST /v1/orders`` paced at ~80 % of (2) with wrk's ``delay()``, for p50/p99;
 4. a profile: py-spy on the backend and the engine at max rate, plus CPU seconds per process;
 5. acknowledged orders (backend counter and wrk-counted 2xx) against rows in PostgreSQL.
@@ -341,6 +342,7 @@ def settle(stack: LoopbackStack, *, timeout_s: float = 15.0) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=2, help="interleaved echo/orders rounds (best of each)")
     ap.add_argument("--connections", type=int, default=128)
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--paced-connections", type=int, default=32)
@@ -395,7 +397,6 @@ def main() -> None:
         wrk(path="/v1/orders", run="warm", seconds=6, delay_ms=0, **common)
         wrk(path="/v1/echo", run="warmecho", seconds=2, delay_ms=0, **common)
 
-        echo = wrk(path="/v1/echo", run="echo", seconds=args.seconds, delay_ms=0, **common)
         roles = {
             "backend": [psutil.Process(backend_pid)],
             "engine": [psutil.Process(engine_pid)],
@@ -403,15 +404,24 @@ def main() -> None:
             "redis": [psutil.Process(stack.redis.child.pid)],
             "nginx": [psutil.Process(stack.nginx.child.pid)],
         }
-        meter = CpuMeter(roles)
-        total0 = psutil.cpu_times()
-        orders = wrk(path="/v1/orders", run="max", seconds=args.seconds, delay_ms=0, **common)
-        total1 = psutil.cpu_times()
-        cores = meter.cores()
-        busy = (sum(total1) - total1.idle - total1.iowait) - (sum(total0) - total0.idle - total0.iowait)
-        cores["wrk+other (machine busy minus the above)"] = round(
-            busy / (orders["duration_us"] / 1e6) - sum(cores.values()), 3
-        )
+        # Interleaved rounds (echo, then orders), best of each: other work on this shared machine
+        # comes in bursts and would otherwise decide the ratio.
+        rounds = []
+        for r in range(args.rounds):
+            echo_r = wrk(path="/v1/echo", run=f"echo-{r}", seconds=args.seconds, delay_ms=0, **common)
+            meter = CpuMeter(roles)
+            total0 = psutil.cpu_times()
+            orders_r = wrk(path="/v1/orders", run=f"max-{r}", seconds=args.seconds, delay_ms=0, **common)
+            total1 = psutil.cpu_times()
+            cores_r = meter.cores()
+            busy = (sum(total1) - total1.idle - total1.iowait) - (sum(total0) - total0.idle - total0.iowait)
+            cores_r["wrk+other (machine busy minus the above)"] = round(
+                busy / (orders_r["duration_us"] / 1e6) - sum(cores_r.values()), 3
+            )
+            rounds.append({"echo": echo_r, "orders": orders_r, "cores": cores_r})
+        echo = max((r["echo"] for r in rounds), key=lambda x: x["ok_per_s"])
+        best = max(rounds, key=lambda r: r["orders"]["ok_per_s"])
+        orders, cores = best["orders"], best["cores"]
         max_rate = orders["ok_per_s"]
 
         # ~80 % of max. wrk's delay() makes each connection wait after every response, so the rate
@@ -447,7 +457,7 @@ def main() -> None:
             delay = (low + high) / 2
         paced_common = {**common, "connections": conns}
         paced = wrk(path="/v1/orders", run="paced", seconds=args.seconds, delay_ms=delay, **paced_common)
-        order_runs = [orders, paced]
+        order_runs = [r["orders"] for r in rounds] + [paced]
 
         profile: dict[str, object] = {}
         if not args.no_profile and shutil.which("py-spy"):
@@ -522,6 +532,12 @@ def main() -> None:
             cpu_cores_at_max_rate=cores,
             profile=profile,
             runs={"echo": echo, "orders_max": orders, "orders_paced": paced},
+            rounds=[
+                {"echo_req_per_s": round(r["echo"]["ok_per_s"], 1), "orders_per_s": round(r["orders"]["ok_per_s"], 1),
+                 "cpu_cores": r["cores"]}
+                for r in rounds
+            ],
+            rounds_method="echo and orders runs interleaved; figures are the best round of each",
             pace_probes=probes,
             wrk_settings={
                 "threads": args.threads, "connections_max_rate": args.connections, "connections_paced": conns,
