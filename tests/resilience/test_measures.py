@@ -71,3 +71,12 @@ def pytest_configure(config):
     monkeypatch.setenv("HFT_ALLOW_CONTEXT", "x, y")
     env = pytester.runpytest_subprocess("-s")
     env.stdout.fnmatch_lines(["*ALLOW x,y DRY False*"])
+
+
+def test_pod_kill_leaves_no_backoff_history() -> None:
+    """A pod-killed container restarts at once, and so does the replacement's first own exit (as a
+    new Kubernetes pod would); only its second exit waits kubelet's first 10 s step."""
+    from pytest_hftk8s.cluster.local.cluster import _ReplacementBackoff
+
+    backoff = _ReplacementBackoff(1.0)
+    assert [backoff.delay_after_exit(t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 10.0]

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
 log = logging.getLogger("pytest_hftk8s.local")
 TICK_SECONDS = 0.05
 _BASE_ENV_KEYS = ("PATH", "PYTHONPATH", "VIRTUAL_ENV", "LANG", "LC_ALL", "TZ")
+
+
+@dataclass
+class _ReplacementBackoff(CrashBackoff):
+    """Backoff of a pod-killed container: the kill's exit restarts at once and is not remembered."""
+
+    _kill_pending: bool = True
+
+    def delay_after_exit(self, now: float) -> float:
+        if self._kill_pending:
+            self._kill_pending = False
+            return 0.0
+        return super().delay_after_exit(now)
 
 
 class LocalCluster:
@@ -463,10 +477,11 @@ class LocalCluster:
 
     def forget_restart_backoff(self, pod: str) -> None:
         """Kubernetes replaces a deleted pod (pod-kill) with a new one, which has no restart backoff
-        history; the local pod keeps its name and restart count but, like the new pod, restarts at once."""
+        history; the local pod keeps its name and restart count but, like the new pod, restarts at once
+        and the kill leaves no history: the replacement's first own exit restarts at once too."""
         with self._lock:
             for c in self._pod(pod).containers:
-                c.backoff = CrashBackoff(self.backoff_scale)
+                c.backoff = _ReplacementBackoff(self.backoff_scale)
 
     def _pod(self, name: str) -> Pod:
         for p in self._pods:
