@@ -14,9 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import pathlib
-import platform
 import shutil
 import subprocess
 import sys
@@ -27,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from hft_engine import ORDER_DTYPE, Engine, OrderType
+from machine import describe
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "bench"
@@ -140,20 +139,8 @@ def compiler() -> str:
     return out.stdout.splitlines()[0] if out.stdout else path
 
 
-def machine() -> dict[str, Any]:
-    model = "unknown"
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "compiler": compiler(),
-        "python": platform.python_version(),
-        "loadavg_1m_at_start": os.getloadavg()[0],
-    }
+def machine() -> dict[str, object]:
+    return describe(compiler=compiler())
 
 
 def verdicts(figures: dict[str, float]) -> dict[str, bool]:

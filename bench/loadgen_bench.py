@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import platform
 import re
 import shutil
 import socket
@@ -21,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from machine import describe
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "results" / "loadgen.json"
@@ -71,17 +72,7 @@ def free_port() -> int:
 
 
 def machine() -> dict[str, object]:
-    model = ""
-    for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-    }
+    return describe()
 
 
 def run_wrk(port: int) -> float:

@@ -22,9 +22,7 @@ import asyncio
 import collections
 import contextlib
 import json
-import os
 import pathlib
-import platform
 import re
 import shutil
 import subprocess
@@ -39,6 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "platform"))
 
 from hft_platform.devstack.stack import LoopbackStack  # noqa: E402
+from machine import describe  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "platform.json"
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA", "META", "NFLX")
@@ -108,19 +107,7 @@ end
 
 
 def machine() -> dict[str, object]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg_at_start": os.getloadavg(),
-    }
+    return describe()
 
 
 def http_json(url: str, body: dict | None = None, headers: dict | None = None) -> dict:
