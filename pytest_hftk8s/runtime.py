@@ -116,6 +116,7 @@ class HftRuntime:
         try:
             self.platform = self.lease.acquire()
             self.platform_info = self.platform.info()
+            self._wait_scraped(self.platform)
             if self.platform.owner and self.platform.cluster is not None:
                 self.config.hook.pytest_hftk8s_platform_ready(
                     cluster=self.platform.cluster,
@@ -126,6 +127,36 @@ class HftRuntime:
         finally:
             self.lease.release()
             self.platform = None
+
+    def _wait_scraped(self, platform: Any, *, timeout_s: float = 10.0) -> None:
+        """Bounded wait until Prometheus holds a few samples of the backend's order counter.
+
+        Right after the gates the backend may not have been scraped yet; a counter whose first sample
+        lands inside a test's window is undercounted by ``rate()`` (extrapolation stops half a scrape
+        interval before the first sample), which showed as a 0.87 throughput ratio at 300/s. On
+        timeout it only says so: the SLOs then report "no data" or the low value themselves.
+        """
+        from pytest_hftk8s.slo.prom import PromClient, PromError
+
+        client = PromClient(platform.prometheus_url, timeout_s=2.0)
+        deadline = time.monotonic() + timeout_s
+        query = 'min(count_over_time(hft_orders_total{outcome="accepted"}[1m]))'
+        try:
+            while True:
+                try:
+                    samples = client.scalar(query)
+                except PromError:
+                    samples = None
+                if samples is not None and samples >= 3:
+                    return
+                if time.monotonic() >= deadline:
+                    self.progress(
+                        f"Prometheus has {samples or 0} sample(s) of {query}; SLOs of the first test may undercount"
+                    )
+                    return
+                time.sleep(0.25)
+        finally:
+            client.close()
 
     def _make_cluster(self) -> Any:
         import tempfile
