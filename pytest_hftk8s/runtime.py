@@ -393,6 +393,11 @@ class HftRuntime:
         )
         if self.baseline is not None:
             data["baseline"] = self.baseline.as_dict()
+        from pytest_hftk8s.resilience.digest import digest
+
+        experiments = digest(self.records.values())
+        if experiments:
+            data["resilience"] = experiments
         summary_path = summary.write(data, self.settings.report_dir)
         html_path = html.write(data, self.settings.report_dir)
         self.written = (summary_path, html_path)

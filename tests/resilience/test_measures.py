@@ -80,3 +80,34 @@ def test_pod_kill_leaves_no_backoff_history() -> None:
 
     backoff = _ReplacementBackoff(1.0)
     assert [backoff.delay_after_exit(t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 10.0]
+
+
+def test_digest_lists_each_experiment_with_its_figures() -> None:
+    from pytest_hftk8s.resilience.digest import digest
+
+    records = [
+        {"nodeid": "t::a", "outcome": "passed", "chaos": ["text entry"]},
+        {
+            "nodeid": "t::b",
+            "outcome": "passed",
+            "chaos": [
+                {
+                    "experiment": "pod-kill engine",
+                    "window": {"start": 1.0, "end": 1.0, "seconds": 0.0},
+                    "intensity_reached": None,
+                    "recovery": {"recovery_s": 0.7},
+                    "acked_vs_stored": {
+                        "acked": 5,
+                        "acked_stored": 5,
+                        "stored": 6,
+                        "lost": 0,
+                        "duplicated": 0,
+                    },
+                }
+            ],
+        },
+    ]
+    (row,) = digest(records)
+    assert row["test"] == "t::b"
+    assert row["recovery_s"] == 0.7
+    assert row["acked_vs_stored"]["stored"] == 6
