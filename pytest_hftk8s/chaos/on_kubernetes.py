@@ -24,7 +24,7 @@ from pytest_hftk8s.chaos.experiments import (
     Schedule,
 )
 from pytest_hftk8s.chaos.run import ChaosRun
-from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
+from pytest_hftk8s.chaos.safety import check_allowed, dry_run
 from pytest_hftk8s.cluster.kubernetes.api import ApiNotFound, KubeApi
 from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
 from pytest_hftk8s.errors import ChaosError, ClusterError
@@ -104,21 +104,13 @@ class KubernetesChaos:
     @contextlib.contextmanager
     def inject(self, experiment: Experiment | Schedule, *, name: str | None = None) -> Iterator[ChaosRun]:
         """Create ``experiment``, wait for injection, yield; remove it however the block ends."""
-        obj = experiment.to_object(namespace=self.namespace, run_id=self.run_id, name=name)
-        run = ChaosRun(
-            kind=obj["kind"],
-            name=obj["metadata"]["name"],
-            namespace=self.namespace,
-            plural=experiment.plural,
-            object=obj,
-            dry_run=self.dry_run,
+        run = ChaosRun.for_experiment(
+            experiment, namespace=self.namespace, run_id=self.run_id, name=name, dry_run=self.dry_run
         )
+        obj = run.object
         if self.dry_run:
-            self.echo(render_dry_run([obj]))
-            try:
+            with dry_run(run, echo=self.echo):
                 yield run
-            finally:
-                run.ended_at = time.time()
             return
         check_allowed(context=self.api.context, allowed=self.allowed_contexts, what=f"{run.kind} {run.name}")
         registry.register(run.key, lambda: self.remove(run))

@@ -32,7 +32,7 @@ from pytest_hftk8s.chaos.experiments import (
     duration_seconds,
 )
 from pytest_hftk8s.chaos.run import ChaosRun
-from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
+from pytest_hftk8s.chaos.safety import check_allowed, dry_run
 from pytest_hftk8s.cluster.local import LocalCluster
 from pytest_hftk8s.cluster.local import chaos as local
 from pytest_hftk8s.cluster.local.netproxy import Faults
@@ -124,21 +124,12 @@ class LocalChaos:
     @contextlib.contextmanager
     def inject(self, experiment: Experiment | Schedule, *, name: str | None = None) -> Iterator[ChaosRun]:
         """Inject ``experiment``, verify it took effect, yield; remove it however the block ends."""
-        obj = experiment.to_object(namespace=self.namespace, run_id=self.run_id, name=name)
-        run = ChaosRun(
-            kind=obj["kind"],
-            name=obj["metadata"]["name"],
-            namespace=self.namespace,
-            plural=experiment.plural,
-            object=obj,
-            dry_run=self.dry_run,
+        run = ChaosRun.for_experiment(
+            experiment, namespace=self.namespace, run_id=self.run_id, name=name, dry_run=self.dry_run
         )
         if self.dry_run:
-            self.echo(render_dry_run([obj]))
-            try:
+            with dry_run(run, echo=self.echo):
                 yield run
-            finally:
-                run.ended_at = time.time()
             return
         check_allowed(context="local", allowed=(), what=f"{run.kind} {run.name}")
         if isinstance(experiment, Schedule):

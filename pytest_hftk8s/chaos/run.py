@@ -35,6 +35,27 @@ class ChaosRun:
     removed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @classmethod
+    def for_experiment(
+        cls,
+        experiment: Experiment | Schedule,
+        *,
+        namespace: str,
+        run_id: str,
+        name: str | None = None,
+        dry_run: bool = False,
+    ) -> ChaosRun:
+        """A not-yet-injected run of ``experiment``, rendered into ``namespace``."""
+        obj = experiment.to_object(namespace=namespace, run_id=run_id, name=name)
+        return cls(
+            kind=obj["kind"],
+            name=obj["metadata"]["name"],
+            namespace=namespace,
+            plural=experiment.plural,
+            object=obj,
+            dry_run=dry_run,
+        )
+
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.plural}/{self.name}"

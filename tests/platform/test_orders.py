@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import db_rows, engine_book, new_coid, order, register
 from hft_platform.devstack.stack import LoopbackStack
+from platform_support import db_rows, engine_book, new_coid, order, register
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from conftest import SYMBOLS, db_book, db_rows, engine_book, fill_mismatches, new_coid, register
 from hft_platform.devstack.stack import LoopbackStack
+from platform_support import SYMBOLS, db_book, db_rows, engine_book, fill_mismatches, new_coid, register
 
 pytestmark = pytest.mark.slow
 

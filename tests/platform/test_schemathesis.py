@@ -10,9 +10,9 @@ from __future__ import annotations
 import httpx
 import pytest
 import schemathesis
-from conftest import register
 from hft_platform.devstack.stack import LoopbackStack
 from hypothesis import HealthCheck, given, settings
+from platform_support import register
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-from conftest import RATE_LIMIT, db_rows, new_coid, order, register
 from hft_platform.devstack.stack import LoopbackStack
+from platform_support import RATE_LIMIT, db_rows, new_coid, order, register
 
 pytestmark = pytest.mark.slow
 

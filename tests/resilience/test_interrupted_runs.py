@@ -9,7 +9,7 @@ import pathlib
 import signal
 
 import pytest
-from conftest import NEEDS_LOCAL_CLUSTER, alive, leftovers, start_inner, stress_pids, wait_for
+from resilience_support import NEEDS_LOCAL_CLUSTER, alive, leftovers, start_inner, stress_pids, wait_for
 
 pytestmark = [*NEEDS_LOCAL_CLUSTER, pytest.mark.slow]
 
@@ -65,7 +65,7 @@ def test_sigint_mid_experiment_leaves_nothing_behind(tmp_path: pathlib.Path) -> 
 
 
 def test_sigkill_mid_experiment_is_swept_by_the_next_run(tmp_path: pathlib.Path) -> None:
-    from conftest import STATE_DIR
+    from resilience_support import STATE_DIR
 
     from pytest_hftk8s.cluster.local import LocalCluster
 

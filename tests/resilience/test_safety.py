@@ -8,7 +8,7 @@ import socket
 import threading
 
 import pytest
-from conftest import start_inner
+from resilience_support import start_inner
 
 from pytest_hftk8s.errors import ChaosRefused
 from pytest_hftk8s.options import HftSettings
