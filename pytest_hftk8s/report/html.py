@@ -56,10 +56,48 @@ def render(summary: Mapping[str, Any], *, report_dir: pathlib.Path | None = None
         f"<tr><th>SLOs</th><td>{_e(totals.get('slos'))} evaluated, {_e(totals.get('slos_failed'))} missed</td></tr>",
         "</table></div>",
     ]
+    out.extend(_resilience(summary.get("resilience") or []))
     for test in summary.get("tests", []):
         out.extend(_test(test, report_dir))
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _reached(value: Any) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
+def _resilience(digest: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per experiment of the resilience digest: what held, what broke, how long recovery took."""
+    if not digest:
+        return []
+    out = [
+        "<h2>Resilience</h2><table><tr><th>experiment</th><th>outcome</th><th>intensity reached</th>"
+        "<th>recovery s</th><th>acked / stored / lost / duplicated</th><th>throughput</th><th>notes</th></tr>"
+    ]
+    for r in digest:
+        acked = r.get("acked_vs_stored") or {}
+        counts = (
+            " / ".join(_e(acked.get(k)) for k in ("acked", "stored", "lost", "duplicated")) if acked else "-"
+        )
+        throughput = r.get("throughput")
+        if isinstance(throughput, Mapping):
+            throughput = f"{throughput.get('degradation_pct')}% of capacity lost under stress"
+        elif isinstance(throughput, int | float):
+            throughput = f"{throughput:,.0f} orders/s"
+        oom = r.get("oom_sequence") or {}
+        notes = "OOMKilled then CrashLoopBackOff detected" if oom.get("oom_then_crashloop") else ""
+        if "engine_restarts" in r:
+            notes = f"{notes} engine restarts: {r['engine_restarts']}".strip()
+        bad = "" if r.get("outcome") == "passed" else " class='bad'"
+        out.append(
+            f"<tr{bad}><td>{_e(r.get('experiment'))}</td><td>{_e(r.get('outcome'))}</td>"
+            f"<td>{_reached(r.get('intensity_reached'))}</td>"
+            f"<td>{_e(r.get('recovery_s', '-'))}</td><td>{counts}</td>"
+            f"<td>{_e(throughput or '-')}</td><td>{_e(notes)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def _test(test: Mapping[str, Any], report_dir: pathlib.Path | None) -> list[str]:
@@ -97,9 +135,28 @@ def _test(test: Mapping[str, Any], report_dir: pathlib.Path | None) -> list[str]
             f"<td>{_num(lat.get('p99'))}</td><td>{_num((run.get('cpu') or {}).get('utilization'), 2)}</td>"
             f"<td>{_e(validity)}</td></tr></table>"
         )
-    chaos = test.get("chaos") or []
+    chaos: Sequence[Mapping[str, Any]] = test.get("chaos") or []
     if chaos:
-        out.append("<p>chaos:</p><ul>" + "".join(f"<li class='mono'>{_e(c)}</li>" for c in chaos) + "</ul>")
+        out.append(
+            "<table><tr><th>chaos</th><th>kind</th><th>action</th><th>window</th><th>targets</th>"
+            "<th>intensity (observed / expected)</th><th>reached</th></tr>"
+        )
+        for c in chaos:
+            window = c.get("window") or {}
+            intensity = "; ".join(
+                f"{_num(i.get('observed'), 3)} / {_num(i.get('expected'), 3)} {i.get('unit', '')}"
+                for i in c.get("intensity") or []
+            )
+            reached = _reached(c.get("intensity_reached"))
+            bad = " class='bad'" if c.get("intensity_reached") is False else ""
+            out.append(
+                f"<tr{bad}><td>{_e(c.get('experiment') or c.get('name'))}</td><td>{_e(c.get('kind'))}</td>"
+                f"<td>{_e(c.get('action'))}{' (dry run)' if c.get('dry_run') else ''}</td>"
+                f"<td>{_e(_time(window.get('start')))} - {_e(_time(window.get('end')))}</td>"
+                f"<td class='mono'>{_e(', '.join(c.get('containers') or []))}</td>"
+                f"<td>{_e(intensity)}</td><td>{reached}</td></tr>"
+            )
+        out.append("</table>")
     if test.get("bundle"):
         out.append(
             f"<p>failure bundle: <a href='{_e(_rel(test['bundle'], report_dir))}'>{_e(test['bundle'])}</a></p>"

@@ -131,3 +131,34 @@ def test_bundle_survives_a_broken_cluster(tmp_path: pathlib.Path) -> None:
     path2, text2 = bundle.collect(None, nodeid="t::y", directory=tmp_path)
     assert "no cluster handle" in text2
     assert (path2 / "promql.json").exists()
+
+
+def test_html_tables_chaos_and_the_resilience_digest() -> None:
+    chaos = {
+        "experiment": "stress-cpu <backend>",
+        "kind": "StressChaos",
+        "action": "cpu",
+        "window": {"start": 0.0, "end": 10.0},
+        "containers": ["backend-0/backend"],
+        "intensity": [{"observed": 0.05, "expected": 0.3, "unit": "cores", "reached": False}],
+        "intensity_reached": False,
+    }
+    digest = [
+        {
+            "experiment": "pod-kill engine",
+            "outcome": "passed",
+            "recovery_s": 0.68,
+            "acked_vs_stored": {"acked": 5770, "stored": 5770, "lost": 0, "duplicated": 0},
+            "engine_restarts": 1,
+        },
+        {"experiment": "scale4", "outcome": "failed", "throughput": 2585.2},
+    ]
+    page = html.render(
+        {"tests": [{"nodeid": "t", "outcome": "passed", "chaos": [chaos]}], "resilience": digest}
+    )
+    assert "stress-cpu &lt;backend&gt;" in page
+    assert "0.05 / 0.3 cores" in page
+    assert "<td>NO</td>" in page  # an intensity that was not reached is shown as such
+    assert "<td>0.68</td><td>5770 / 5770 / 0 / 0</td>" in page
+    assert "2,585 orders/s" in page
+    assert "<tr class='bad'><td>scale4</td><td>failed</td>" in page
