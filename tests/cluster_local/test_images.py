@@ -85,7 +85,7 @@ def test_platform_images_map_to_local_commands(tmp_path: Path) -> None:
     nginx_conf = next(
         src for src, dst in nginx.binds if dst == "/etc/nginx/nginx.conf" and "overrides" in str(src)
     )
-    assert "listen 127.0.9.2:80;" in nginx_conf.read_text()
+    assert "listen 127.0.9.2:80 backlog=4096;" in nginx_conf.read_text()
     assert "server backend:8000;" in nginx_conf.read_text()
 
 
