@@ -9,7 +9,6 @@ client_order_id) and the client reconnects in the background with capped backoff
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -17,6 +16,7 @@ import orjson
 
 from hft_platform import wire
 from hft_platform.backend.services.errors import Unavailable
+from hft_platform.backend.services.reconnecting import ReconnectingClient
 from hft_platform.domain import Ack
 from hft_platform.settings import Shard
 
@@ -26,15 +26,18 @@ REQUEST_TIMEOUT_S = 10.0
 _REQ_MASK = 0xFFFFFFFF
 
 
-class ShardClient(asyncio.Protocol):
+class ShardClient(ReconnectingClient):
     """Connection to one engine shard. Also the asyncio protocol of that connection."""
 
+    closing_reason = "backend shutting down"
+
     def __init__(self, shard: Shard, *, timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        super().__init__(host=shard.host, port=shard.port)
         self.shard = shard
         self._timeout_s = timeout_s
-        self._transport: asyncio.Transport | None = None
         self._reader = wire.FrameReader()
-        self._pending: dict[int, tuple[asyncio.Future, float]] = {}
+        # req_id -> (future, sent at, counts toward _unanswered)
+        self._pending: dict[int, tuple[asyncio.Future, float, bool]] = {}
         self._orders: list[bytes] = []
         self._cancels: list[bytes] = []
         self._flush_scheduled = False
@@ -43,48 +46,9 @@ class ShardClient(asyncio.Protocol):
         # saves loopback writes, the dominant per-order cost of this process.
         self._unanswered = 0
         self._next_req = 0
-        self._closed = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._connected = asyncio.Event()
 
-    # -- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._tasks = [asyncio.create_task(self._keep_connected()), asyncio.create_task(self._sweep())]
-
-    async def close(self) -> None:
-        self._closed = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._transport is not None:
-            self._transport.close()
-        self._fail_all("backend shutting down")
-
-    @property
-    def connected(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
-    async def _keep_connected(self) -> None:
-        assert self._loop is not None
-        delay = 0.05
-        while not self._closed:
-            if not self.connected:
-                try:
-                    await self._loop.create_connection(lambda: self, self.shard.host, self.shard.port)
-                    delay = 0.05
-                except OSError as e:
-                    log.info(
-                        "engine shard %s not reachable (%s); retrying in %.2fs", self.shard.address, e, delay
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-            self._connected.clear()
-            await self._connected.wait()  # set again by connection_lost
+    def peer(self) -> str:
+        return f"engine shard {self.shard.address}"
 
     async def _sweep(self) -> None:
         while True:
@@ -101,17 +65,15 @@ class ShardClient(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        super().connection_made(transport)
         self._reader = wire.FrameReader()
         log.info("connected to engine shard %s", self.shard.address)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
         self._orders.clear()
         self._cancels.clear()
         self._unanswered = 0
-        self._fail_all("connection lost")
-        self._connected.set()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         pending = self._pending

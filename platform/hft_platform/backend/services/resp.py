@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 import urllib.parse
 from collections.abc import Callable
 
 import hiredis
+
+from hft_platform.backend.services.reconnecting import ReconnectingClient
 
 log = logging.getLogger(__name__)
 
@@ -27,57 +28,18 @@ class RespUnavailable(ConnectionError):
     """Redis did not answer (not connected, connection lost, or timed out)."""
 
 
-class RespClient(asyncio.Protocol):
+class RespClient(ReconnectingClient):
     def __init__(self, url: str, *, on_connect: Callable[[], list[tuple]] | None = None) -> None:
         parsed = urllib.parse.urlparse(url)
-        self.host = parsed.hostname or "localhost"
-        self.port = parsed.port or 6379
+        super().__init__(host=parsed.hostname or "localhost", port=parsed.port or 6379)
         self.db = int((parsed.path or "/0").lstrip("/") or 0)
         self._on_connect = on_connect
-        self._transport: asyncio.Transport | None = None
         self._reader = hiredis.Reader()
         self._waiting: collections.deque[tuple[asyncio.Future | None, float]] = collections.deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._lost = asyncio.Event()
-        self._closed = False
         self._out: list[bytes] = []  # commands of this tick, written together at its end
 
-    def start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._tasks = [asyncio.create_task(self._keep_connected()), asyncio.create_task(self._sweep())]
-
-    async def close(self) -> None:
-        self._closed = True
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._transport is not None:
-            self._transport.close()
-        self._fail_all("client closed")
-
-    @property
-    def connected(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
-
-    async def _keep_connected(self) -> None:
-        assert self._loop is not None
-        delay = 0.05
-        while not self._closed:
-            if not self.connected:
-                try:
-                    await self._loop.create_connection(lambda: self, self.host, self.port)
-                    delay = 0.05
-                except OSError as e:
-                    log.info(
-                        "Redis %s:%d not reachable (%s); retrying in %.2fs", self.host, self.port, e, delay
-                    )
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
-                    continue
-            self._lost.clear()
-            await self._lost.wait()
+    def peer(self) -> str:
+        return f"Redis {self.host}:{self.port}"
 
     async def _sweep(self) -> None:
         while True:
@@ -91,7 +53,7 @@ class RespClient(asyncio.Protocol):
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        super().connection_made(transport)
         self._reader = hiredis.Reader()
         if self.db:
             self.send_and_forget("SELECT", self.db)
@@ -99,10 +61,8 @@ class RespClient(asyncio.Protocol):
             self.send_and_forget(*command)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
         self._out.clear()
-        self._fail_all("connection lost")
-        self._lost.set()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         reader = self._reader
