@@ -74,7 +74,7 @@ class ReadinessGate:
         self._progress = progress or (lambda _msg: None)
         # ``register(url, timeout)`` performs one warm-up registration or raises; injectable so the
         # gate logic can be driven against any HTTP server.
-        self._register = register or _register_over_http
+        self._register = register or _post_ok
         self._dns_ok = 0
         self._warm_ok = 0
         self._last_note = ""
@@ -210,11 +210,10 @@ _EXPECTED = {
 }
 
 
-def _register_over_http(url: str, timeout: float) -> None:
+def _post_ok(url: str, timeout: float) -> None:
+    """A registration (``POST /v1/users {"name"}``) that must answer 2xx."""
     import httpx
 
-    from pytest_hftk8s.load.api import registration_body
-
-    response = httpx.post(url, json=registration_body(f"warmup-{uuid.uuid4().hex[:12]}"), timeout=timeout)
+    response = httpx.post(url, json={"name": f"warmup-{uuid.uuid4().hex[:12]}"}, timeout=timeout)
     if response.status_code // 100 != 2:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")

@@ -11,7 +11,8 @@ import pytest
 
 if TYPE_CHECKING:
     from pytest_hftk8s.cluster.base import Cluster
-    from pytest_hftk8s.options import HftSettings
+    from pytest_hftk8s.results import SloResult
+    from pytest_hftk8s.settings import HftSettings
 
 
 @pytest.hookspec(firstresult=True)
@@ -27,12 +28,12 @@ def pytest_hftk8s_make_cluster(settings: HftSettings, state_dir: Any, progress: 
 def pytest_hftk8s_platform_ready(
     cluster: Cluster, ready_seconds: float, gate_durations: dict[str, float]
 ) -> None:
-    """Called once per process after the readiness gates passed (or the platform was attached)."""
+    """Called once, in the process that deployed the platform, after the readiness gates passed."""
 
 
 @pytest.hookspec
-def pytest_hftk8s_slo_evaluated(item: pytest.Item, results: list[dict[str, Any]]) -> None:
-    """Called after a test's SLOs were evaluated, with the plain result dicts of the report."""
+def pytest_hftk8s_slo_evaluated(item: pytest.Item, results: list[SloResult]) -> None:
+    """Called after a test's SLOs were evaluated, with their typed results."""
 
 
 @pytest.hookspec

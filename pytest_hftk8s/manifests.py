@@ -7,7 +7,6 @@ deploy exactly this list. It must not talk to any cluster, and must not edit wha
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,22 +16,19 @@ import yaml
 
 from pytest_hftk8s.errors import ConfigError
 
-#: Environment variable that points at a ``manifests/`` directory other than the project's own.
-MANIFESTS_ENV = "HFT_MANIFESTS_DIR"
 DEFAULT_TIMEOUT = 30.0
 
 
-def manifests_dir() -> Path:
-    """Where ``base/`` and ``overlays/`` live: ``$HFT_MANIFESTS_DIR``, the source tree, or ``./manifests``."""
-    override = os.environ.get(MANIFESTS_ENV)
-    candidates = [Path(override)] if override else []
+def manifests_dir(override: Path | None = None) -> Path:
+    """Where ``base/`` and ``overlays/`` live: ``--hft-manifests-dir``, the source tree, or ``./manifests``."""
+    candidates = [override] if override is not None else []
     candidates += [Path(__file__).resolve().parents[1] / "manifests", Path.cwd() / "manifests"]
     for candidate in candidates:
         if (candidate / "overlays").is_dir():
             return candidate
     raise ConfigError(
         f"expected a manifests directory with overlays/ at one of {[str(c) for c in candidates]}; "
-        f"found none. Set {MANIFESTS_ENV} to the project's manifests/ directory."
+        "found none. Point --hft-manifests-dir (HFT_MANIFESTS_DIR) at the project's manifests/ directory."
     )
 
 
@@ -66,7 +62,7 @@ def render(
     profile: str, *, root: Path | None = None, timeout: float = DEFAULT_TIMEOUT
 ) -> list[dict[str, Any]]:
     """``kubectl kustomize manifests/overlays/<profile>`` parsed into a list of objects, in output order."""
-    base = root or manifests_dir()
+    base = manifests_dir(root)
     overlay = base / "overlays" / profile
     if not (overlay / "kustomization.yaml").is_file():
         raise ConfigError(

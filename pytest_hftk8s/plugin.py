@@ -1,32 +1,35 @@
 """pytest entry point (``pytest11: hftk8s``): wiring only.
 
 Options and ini keys (:mod:`.options`), hookspecs (:mod:`.hookspecs`), markers, the report header
-and short fixtures that call plain functions. It must stay inert: no deploy, no cluster connection,
-no subprocess and no heavy imports at import or configure time. The stateful
-:class:`~pytest_hftk8s.runtime.HftRuntime` is registered in ``pytest_configure`` only when a cluster
-was selected; all work happens when a test requests a fixture.
+and short fixtures that call plain functions of :mod:`.orchestration`. It must stay inert: no
+deploy, no cluster connection, no subprocess and no heavy imports at import or configure time. The
+stateful :class:`~pytest_hftk8s.orchestration.runtime.HftRuntime` is registered in
+``pytest_configure`` only when a cluster was selected; all work happens when a test requests a fixture.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_hftk8s import options
+from pytest_hftk8s.settings import HftSettings
 
 if TYPE_CHECKING:
     from pytest_hftk8s.cluster.base import Cluster
     from pytest_hftk8s.load.driver import LoadDriver
-    from pytest_hftk8s.resilience.fixture import HftChaos
-    from pytest_hftk8s.runtime import HftRuntime, SloChecker
-    from pytest_hftk8s.session import Platform
+    from pytest_hftk8s.orchestration.chaos import HftChaos
+    from pytest_hftk8s.orchestration.lease import Platform
+    from pytest_hftk8s.orchestration.runtime import HftRuntime
+    from pytest_hftk8s.orchestration.scale import ScaleRunner
+    from pytest_hftk8s.orchestration.slos import SloChecker
+    from pytest_hftk8s.results import Baseline, Capacity
     from pytest_hftk8s.slo.prom import PromClient
-    from pytest_hftk8s.slo.relative import Baseline
 
-settings_key = pytest.StashKey[options.HftSettings]()
+settings_key = pytest.StashKey[HftSettings]()
 runtime_key = pytest.StashKey["HftRuntime"]()
 started_key = pytest.StashKey[float]()
 
@@ -34,7 +37,7 @@ MARKERS = (
     "hft_slo(name_or_slo..., **kwargs): SLOs evaluated from Prometheus over this test's window "
     "(a built-in name with parameters, or name=, expr=, comparator=, threshold=)",
     "hft_chaos(kind, **kwargs): this test injects chaos (recorded in the report)",
-    "hft_load(**kwargs): this test drives load against the platform",
+    "hft_load(rate=, duration=, users=, connections=, mix=, ...): defaults for this test's hft_load runs",
     "resilience: a resilience test (chaos under load); select with -m resilience",
 )
 
@@ -54,10 +57,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     config.stash[started_key] = time.time()
-    settings = options.resolve(config)
+    settings = options.settings_from(config)
     config.stash[settings_key] = settings
     if settings.active:
-        from pytest_hftk8s.runtime import HftRuntime
+        from pytest_hftk8s.orchestration.runtime import HftRuntime
 
         runtime = HftRuntime(config, settings, started=config.stash[started_key])
         config.stash[runtime_key] = runtime
@@ -68,10 +71,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = config.stash.get(settings_key, None)
     if settings is None or not settings.active:
         return None
-    from pytest_hftk8s.cluster.select import CONTEXT_ALIASES
+    from pytest_hftk8s.cluster.select import context_of
 
     cluster = settings.cluster or ""
-    context = "embedded one-node cluster" if cluster == "local" else CONTEXT_ALIASES.get(cluster, cluster)
+    context = "embedded one-node cluster" if cluster == "local" else context_of(cluster)
     return [
         f"hftk8s: cluster={cluster} context={context} profile={settings.profile} "
         f"namespace={settings.namespace} report={settings.report_dir}"
@@ -92,6 +95,12 @@ def _runtime(request: pytest.FixtureRequest) -> HftRuntime:
 
 
 @pytest.fixture(scope="session")
+def hft_settings(request: pytest.FixtureRequest) -> HftSettings:
+    """The session's resolved settings (every ``--hft-*`` option, its ini key or ``HFT_*`` variable)."""
+    return request.config.stash[settings_key]
+
+
+@pytest.fixture(scope="session")
 def hft_platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
@@ -105,18 +114,20 @@ def hft_platform(
 
 @pytest.fixture
 def hft_cluster(hft_platform: Platform) -> Cluster:
-    """The :class:`~pytest_hftk8s.cluster.base.Cluster` the platform runs on."""
-    if hft_platform.cluster is None:
-        pytest.skip("this xdist worker attached to a local cluster another worker owns; run chaos without -n")
+    """The :class:`~pytest_hftk8s.cluster.base.Cluster` the platform runs on (in any xdist worker)."""
     return hft_platform.cluster
 
 
 @pytest.fixture
 def hft_load(request: pytest.FixtureRequest, hft_platform: Platform) -> LoadDriver:
-    """Load runs against nginx: ``with hft_load.constant_rate(rate=..., duration=...) as run``."""
-    from pytest_hftk8s.runtime import load_driver
+    """Load runs against nginx: ``with hft_load.constant_rate(rate=..., duration=...) as run``.
 
-    return load_driver(_runtime(request), request.node)
+    The default order flow trades (limits, cancels, marketable orders; ``mix=`` changes it); an
+    ``@pytest.mark.hft_load(rate=..., duration=...)`` marker gives the test's defaults.
+    """
+    from pytest_hftk8s.orchestration.load import driver_for
+
+    return driver_for(_runtime(request), request.node)
 
 
 @pytest.fixture
@@ -132,7 +143,7 @@ def hft_prom(hft_platform: Platform) -> Iterator[PromClient]:
 @pytest.fixture
 def hft_slo(request: pytest.FixtureRequest, hft_platform: Platform) -> SloChecker:
     """Evaluate and assert SLOs over this test's window: ``hft_slo.check(hft_slo.builtin.throughput())``."""
-    from pytest_hftk8s.runtime import SloChecker
+    from pytest_hftk8s.orchestration.slos import SloChecker
 
     return SloChecker(_runtime(request), request.node)
 
@@ -144,31 +155,35 @@ def hft_chaos(request: pytest.FixtureRequest) -> Iterator[HftChaos]:
     Also ``stress_memory``, ``pod_kill``, ``container_kill``, ``pod_failure``, ``network_delay``,
     ``network_loss`` (each accepts ``probes=[slo...]``, ``probe_interval``, ``stop_on_failure``).
     Refuses kube contexts not given to ``--hft-allow-context`` before connecting; ``--hft-chaos-dry-run``
-    prints the objects instead. Every experiment is removed, and recorded in the report.
+    prints the objects instead. Every experiment is removed, judged, and recorded in the report.
     """
-    from pytest_hftk8s.resilience.fixture import serve
+    from pytest_hftk8s.orchestration.chaos import serve
 
     yield from serve(_runtime(request), request)
 
 
 @pytest.fixture(scope="session")
+def hft_capacity(request: pytest.FixtureRequest, hft_platform: Platform) -> Capacity:
+    """What one backend of the platform takes (a closed-loop run, measured once per session) and the
+    rate the suites offer: ``--hft-baseline-rate``, or by default ``--hft-baseline-utilization`` of it."""
+    from pytest_hftk8s.orchestration.load import session_capacity
+
+    return session_capacity(_runtime(request), request.node)
+
+
+@pytest.fixture(scope="session")
 def hft_baseline(request: pytest.FixtureRequest, hft_platform: Platform) -> Baseline:
     """The session's baseline window (recorded from a passing load run named ``baseline``, else measured
-    now at ``HFT_BASELINE_RATE`` for ``HFT_BASELINE_SECONDS``); baseline-relative SLOs compare to it."""
-    import os
+    now at the offered rate for ``--hft-baseline-seconds``); baseline-relative SLOs compare to it."""
+    from pytest_hftk8s.orchestration.load import session_baseline
 
-    from pytest_hftk8s.resilience.baseline import measure
-
-    runtime = _runtime(request)
-    if runtime.baseline is None:
-        rate = float(os.environ.get("HFT_BASELINE_RATE", "300"))
-        seconds = float(os.environ.get("HFT_BASELINE_SECONDS", "10"))
-        runtime.baseline = measure(runtime, request.node, rate=rate, duration=seconds)
-    return runtime.baseline
+    return session_baseline(_runtime(request), request.node)
 
 
-def record_chaos(request: Any, entry: Any) -> None:
-    """Add a chaos entry (dict or text) to the current test's report."""
-    from pytest_hftk8s.runtime import state_of
+@pytest.fixture
+def hft_scale(request: pytest.FixtureRequest, hft_platform: Platform) -> ScaleRunner:
+    """Another replica profile beside the platform: ``hft_scale.run(profile="scale4", duration=8)`` deploys
+    it in its own namespace, drives closed-loop load through it and the platform, and deletes it."""
+    from pytest_hftk8s.orchestration.scale import ScaleRunner
 
-    state_of(request.node).chaos.append(entry)
+    return ScaleRunner(_runtime(request), request.node)

@@ -1,9 +1,11 @@
-"""Chaos experiments: typed builders, safety rails and the drivers that inject them.
+"""Chaos experiments: typed builders, safety rails, the removal registry and the driver protocol.
 
 ``experiments`` builds Chaos Mesh v2.8 objects (pure data); ``safety`` holds the context allow-list
-and dry-run rendering; ``registry`` guarantees removal on SIGINT and at exit; ``on_kubernetes``
-injects through Chaos Mesh custom resources. The local path lives beside them and reads the same
-builders. This package never talks to Prometheus, the load generator or the report.
+and dry-run rendering; ``registry`` guarantees removal on SIGINT and at exit; ``driver`` is what every
+driver returns and offers (:class:`~.driver.ChaosRun`, :class:`~.driver.ChaosDriver`) plus the dry-run
+driver. Each cluster backend brings its own driver (``cluster/local``, ``cluster/kubernetes``), built
+on these. This package never talks to a cluster, Prometheus, the load generator or the report, and
+it judges nothing: whether a stress reached its intensity is decided in ``slo``.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ __all__ = [
     "pod_failure",
     "pod_kill",
     "schedule",
+    "size_bytes",
     "stress_cpu",
     "stress_memory",
 ]
@@ -80,6 +81,22 @@ def _check_percent(name: str, value: Any) -> None:
 
 def _percent_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+
+
+def size_bytes(size: str, *, total_memory: int = 0) -> int:
+    """A StressChaos memory size in bytes (``"256MB"`` decimal, ``"1GiB"`` binary); ``"50%"`` is of
+    ``total_memory`` (the node's memory, which the caller knows; 0 when it does not)."""
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", size)
+    if m is None:
+        raise ConfigError(f"memory size: expected e.g. '256MB', '1GiB' or '50%', got {size!r}")
+    number, unit = float(m.group(1)), m.group(2)
+    if unit == "%":
+        return int(total_memory * number / 100)
+    return int(number * _UNITS[unit])
 
 
 def duration_seconds(value: str) -> float:

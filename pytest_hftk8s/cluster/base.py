@@ -1,14 +1,19 @@
 """The contract both cluster backends implement, and the plain status types they return.
 
 Purely declarative: dataclasses and a Protocol. No I/O, no imports of backend modules, so the
-gates, load, SLO and report layers can depend on it without pulling in ``kubernetes`` or cgroups.
+gate and the orchestration can depend on it without pulling in ``kubernetes`` or cgroups. Each
+backend brings its own chaos driver (:meth:`Cluster.chaos_driver`) and says what another process
+needs to attach to it (:meth:`Cluster.share`); :mod:`.select` is the only place that names a backend.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.chaos.driver import ChaosDriver
 
 #: A rendered Kubernetes object, as ``kubectl kustomize`` emits it (one YAML document, parsed).
 KubeObject = Mapping[str, Any]
@@ -120,3 +125,15 @@ class Cluster(Protocol):
 
     def close(self) -> None:
         """Release client resources (port-forwards, connections). Does not delete objects."""
+
+    def chaos_driver(
+        self, *, run_id: str, allowed_contexts: Sequence[str], echo: Callable[[str], None]
+    ) -> ChaosDriver:
+        """This backend's chaos driver (Chaos Mesh objects, or the local primitives), bound to this
+        cluster's namespace; it refuses contexts not in ``allowed_contexts`` before changing anything."""
+        ...
+
+    def share(self) -> Mapping[str, str]:
+        """What another process (an xdist worker) needs to attach to this deployed cluster through
+        :func:`~pytest_hftk8s.cluster.select.attach_cluster`; plain strings, published as JSON."""
+        ...

@@ -2,13 +2,14 @@
 
 ``local`` is the embedded one-node cluster; any other name (orbstack, kind, k3d, minikube or any
 kubeconfig context) goes to the kubernetes backend. Backends are imported lazily, here and only
-here, so loading the plugin never imports ``kubernetes`` or touches cgroups.
+here, so loading the plugin never imports ``kubernetes`` or touches cgroups, and nothing above this
+module names a backend class.
 """
 
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pytest_hftk8s.cluster.base import Cluster
 
@@ -20,6 +21,18 @@ CONTEXT_ALIASES = {
     "orbstack": "orbstack",
 }
 
+LOCAL = "local"
+
+
+def context_of(name: str) -> str:
+    """The kube context a ``--hft-cluster`` name reaches (``local`` for the embedded cluster)."""
+    return LOCAL if name == LOCAL else CONTEXT_ALIASES.get(name, name)
+
+
+def allowed_contexts(allowed: tuple[str, ...] | list[str]) -> set[str]:
+    """``--hft-allow-context`` values with their aliases resolved (``kind`` also allows ``kind-kind``)."""
+    return set(allowed) | {CONTEXT_ALIASES[a] for a in allowed if a in CONTEXT_ALIASES}
+
 
 def make_cluster(
     name: str,
@@ -29,7 +42,8 @@ def make_cluster(
     backoff_scale: float = 1.0,
     progress: Callable[[str], None] | None = None,
 ) -> Cluster:
-    if name == "local":
+    """A new, empty cluster handle for ``name`` in ``namespace`` (nothing deployed yet)."""
+    if name == LOCAL:
         from pytest_hftk8s.cluster.local import LocalCluster
 
         return LocalCluster(
@@ -37,4 +51,19 @@ def make_cluster(
         )
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(context=CONTEXT_ALIASES.get(name, name), namespace=namespace)
+    return KubernetesCluster(context=context_of(name), namespace=namespace)
+
+
+def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str]) -> Cluster:
+    """A handle on a cluster another process deployed, from what its :meth:`Cluster.share` published.
+
+    A kube context is shared state: any process may talk to it. The local cluster's pods are the
+    owner's children, so other processes reach them through the owner's control socket.
+    """
+    if name == LOCAL:
+        from pytest_hftk8s.cluster.local.remote import RemoteCluster
+
+        return RemoteCluster.connect(shared)
+    from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
+
+    return KubernetesCluster(context=context_of(name), namespace=namespace)

@@ -1,7 +1,7 @@
 """The platform's HTTP API as the load generator and the warm-up gate speak it.
 
-Request shapes only (paths, headers, JSON bodies) - no I/O here, so both the raw HTTP/1.1 client
-and httpx build identical requests. Keep in step with ``hft_platform``'s routes.
+Request shapes only (paths, headers, JSON bodies, raw HTTP/1.1 bytes) - no I/O here, so both the raw client and httpx build identical requests. Keep in
+step with ``hft_platform``'s routes (platform/README.md, "HTTP API").
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ USERS_PATH = "/v1/users"
 ORDERS_PATH = "/v1/orders"
 API_KEY_HEADER = "X-API-Key"
 SYMBOLS = ("AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA", "META", "NFLX")
+#: Prices are whole ticks of 0.01.
+TICK = 0.01
 
 
-class OrderBody(TypedDict):
+class OrderBody(TypedDict, total=False):
     client_order_id: str
     symbol: str
     side: str
@@ -38,28 +40,37 @@ def api_key_from(payload: object) -> str:
     raise KeyError(f"expected an 'api_key' string in the registration response, saw {payload!r:.200}")
 
 
-def order_body(seq: int, *, run_id: str) -> OrderBody:
-    """A limit order that alternates sides around a mid price so books cross and fill."""
-    side = "buy" if seq % 2 == 0 else "sell"
-    price = round(100.0 + ((seq % 7) - 3) / 100, 2)  # two decimals: whole ticks
-    return {
-        "client_order_id": f"{run_id}-{seq}",
-        "symbol": SYMBOLS[seq % len(SYMBOLS)],
+def order_body(
+    *, client_order_id: str, symbol: str, side: str, kind: str, qty: int, price: float | None = None
+) -> OrderBody:
+    body: OrderBody = {
+        "client_order_id": client_order_id,
+        "symbol": symbol,
         "side": side,
-        "type": "limit",
-        "price": price,
-        "qty": 1 + seq % 5,
+        "type": kind,
+        "qty": qty,
     }
+    if price is not None:
+        body["price"] = round(price, 2)  # whole ticks
+    return body
 
 
-def order_request(seq: int, *, run_id: str, api_key: str, host: str) -> bytes:
+def order_request(body: OrderBody, *, api_key: str, host: str) -> bytes:
     """One keep-alive ``POST /v1/orders`` as raw HTTP/1.1 bytes."""
-    body = json.dumps(order_body(seq, run_id=run_id), separators=(",", ":")).encode()
+    data = json.dumps(body, separators=(",", ":")).encode()
     head = (
         f"POST {ORDERS_PATH} HTTP/1.1\r\nHost: {host}\r\n{API_KEY_HEADER}: {api_key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
-    return head.encode() + body
+    return head.encode() + data
+
+
+def cancel_request(order_id: int, *, api_key: str, host: str) -> bytes:
+    """One keep-alive ``DELETE /v1/orders/{id}`` as raw HTTP/1.1 bytes."""
+    return (
+        f"DELETE {ORDERS_PATH}/{order_id} HTTP/1.1\r\nHost: {host}\r\n{API_KEY_HEADER}: {api_key}\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
 
 
 def get_request(path: str, *, host: str) -> bytes:

@@ -2,11 +2,14 @@
 
 Open loop (constant rate): request *i* is due at ``t0 + i/rate`` whether or not earlier ones have
 answered; its latency is measured from that intended time, so a slow server cannot hide behind a
-slow generator (no coordinated omission). Closed loop: each connection sends its next request as
-soon as the previous one answered. Every request has a timeout and the run a hard deadline.
+slow generator (no coordinated omission). A request that times out is recorded at the moment it
+timed out; one never sent, or lost with its connection, is counted as unanswered (a failure).
+Closed loop: each connection sends its next request as soon as the previous one answered. Every
+request has a timeout and the run a hard deadline.
 
 It runs on one event loop in the calling thread and knows nothing about pytest, the platform's API
-or Prometheus: it sends the bytes a ``RequestFactory`` builds and counts status codes.
+or Prometheus: it sends the bytes a ``RequestFactory`` builds, counts status codes, and hands each
+answer's body to an optional ``on_answer`` callback (an order flow learns its order ids that way).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 
 RequestFactory = Callable[[int], bytes]
+#: ``on_answer(seq, status, body)``, called on the event loop for every complete answer.
+AnswerHook = Callable[[int, int, bytes], None]
 
 _HIST_MAX_US = 120_000_000
 #: Width of one ``EngineResult.timeline`` bucket, seconds.
@@ -39,6 +44,7 @@ class EngineSpec:
     connections: int = 32
     request_timeout_s: float = 2.0
     drain_s: float = 2.0  # after the schedule ends, how long to wait for in-flight answers
+    on_answer: AnswerHook | None = None
 
 
 @dataclass
@@ -56,6 +62,8 @@ class EngineResult:
     max_lag_s: float = 0.0
     late_ticks: int = 0
     ticks: int = 0
+    timed_out: int = 0  # recorded in the histogram at the moment they timed out
+    unanswered: int = 0  # never sent, or lost with their connection: failures, not latencies
     histogram: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, _HIST_MAX_US, 3))
     # 2xx answers per TIMELINE_BUCKET_S of wall clock (key: int(time.time() / bucket)), for recovery
     # times after a fault; and the sequence numbers the server acknowledged (2xx), in answer order.
@@ -121,10 +129,11 @@ class _Conn(asyncio.Protocol):
                     self.need = 0
             if len(buf) < self.need:
                 return
+            body = bytes(buf[: self.need]) if self.engine.spec.on_answer is not None else b""
             del buf[: self.need]
             self.need = -1
             self.busy = False
-            self.engine.on_response(self, self.status)
+            self.engine.on_response(self, self.status, body)
             if self.closing:
                 self._fail("server_closed", count=False)
                 return
@@ -133,7 +142,7 @@ class _Conn(asyncio.Protocol):
 
     def _fail(self, kind: str, *, count: bool = True) -> None:
         if count and self.busy:
-            self.engine.result.error(kind)
+            self.engine.on_failure(self, kind)
             self.busy = False
         self.lost = True
         if self.transport is not None:
@@ -144,7 +153,7 @@ class _Conn(asyncio.Protocol):
             self.lost = True
             if self.busy:
                 self.busy = False
-                self.engine.result.error("connection_lost")
+                self.engine.on_failure(self, "connection_lost")
         self.engine.on_lost(self)
 
 
@@ -163,7 +172,17 @@ class _Engine:
 
     # -- callbacks ------------------------------------------------------------------------------
 
-    def on_response(self, conn: _Conn, status: int) -> None:
+    def on_failure(self, conn: _Conn, kind: str) -> None:
+        """A sent request ended without an answer: a timeout is a latency, anything else a failure."""
+        r = self.result
+        r.error(kind)
+        if kind == "timeout":
+            r.timed_out += 1
+            r.histogram.record_value(max(1, int((time.perf_counter() - conn.intended) * 1e6)))
+        else:
+            r.unanswered += 1
+
+    def on_response(self, conn: _Conn, status: int, body: bytes = b"") -> None:
         now = time.perf_counter()
         r = self.result
         r.completed += 1
@@ -174,6 +193,8 @@ class _Engine:
             bucket = int(time.time() / TIMELINE_BUCKET_S)
             r.timeline[bucket] = r.timeline.get(bucket, 0) + 1
         r.histogram.record_value(max(1, int((now - conn.intended) * 1e6)))
+        if self.spec.on_answer is not None:
+            self.spec.on_answer(conn.seq, status, body)
         if conn.closing:
             return
         self._next(conn, now)
@@ -288,6 +309,7 @@ class _Engine:
             sweeper.cancel()
             if self.pending:
                 r.error("unsent", len(self.pending))
+                r.unanswered += len(self.pending)
                 self.pending.clear()
             for conn in list(self.conns):
                 if conn.busy:

@@ -1,9 +1,11 @@
-"""One load run as a context manager: register users, drive orders on a thread, summarise.
+"""One load run as a context manager: register users, drive an order flow on a thread, summarise.
 
 ``with driver.constant_rate(rate=2000, duration=10) as run: ...`` registers K users (httpx), then
-runs the request engine on its own uvloop thread while the ``with`` body executes (chaos, checks),
-and on exit waits for the schedule - bounded by a hard deadline - and builds ``run.summary``.
-The results JSON is written in ``finally``, so a failure or Ctrl-C still leaves it on disk.
+runs the request engine on its own uvloop thread with an :class:`~.flow.OrderFlow` (or a caller's
+request factory) while the ``with`` body executes (chaos, checks), and on exit waits for the
+schedule - bounded by a hard deadline - and builds ``run.summary``, a typed
+:class:`~pytest_hftk8s.results.LoadSummary`. The results JSON is written in ``finally``, so a
+failure or Ctrl-C still leaves it on disk.
 
 It never imports pytest and never talks to Prometheus; progress goes through a plain callback.
 """
@@ -17,13 +19,14 @@ import pathlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pytest_hftk8s.errors import LoadError
 from pytest_hftk8s.load import api
 from pytest_hftk8s.load.engine import TIMELINE_BUCKET_S, EngineResult, EngineSpec, run_engine
+from pytest_hftk8s.load.flow import DEFAULT_MIX, OrderFlow
+from pytest_hftk8s.results import LoadSummary, Series, Window, to_dict
 
 Progress = Callable[[str], None]
 
@@ -31,34 +34,6 @@ Progress = Callable[[str], None]
 SATURATION = 0.90
 #: Scheduler wake-ups later than 5 ms on more than this share of ticks: the generator fell behind.
 LATE_TICK_SHARE = 0.05
-
-
-@dataclass
-class LoadSummary:
-    """Plain result of one run, as written to JSON and into the report."""
-
-    name: str
-    mode: str
-    offered_rate: float
-    duration_s: float
-    window: dict[str, float]  # start/end (epoch s), registrations included
-    order_window: dict[str, float]
-    users: int
-    registrations_ok: int
-    registrations_failed: int
-    scheduled: int
-    sent: int
-    completed: int
-    ok: int
-    achieved_rate: float
-    statuses: dict[str, int]
-    errors: dict[str, int]
-    latency_ms: dict[str, float]
-    cpu: dict[str, float]
-    schedule: dict[str, float]
-    valid: bool
-    invalid_reasons: list[str] = field(default_factory=list)
-    results_file: str = ""
 
 
 def latency_summary(result: EngineResult) -> dict[str, float]:
@@ -109,9 +84,13 @@ class LoadRun:
         name: str = "load",
         progress: Progress | None = None,
         make_request: Callable[[int], bytes] | None = None,
+        mix: Mapping[str, float] | None = None,
+        seed: int = 0,
     ) -> None:
         if rate <= 0 or duration <= 0:
             raise LoadError(f"rate and duration must be > 0, got rate={rate} duration={duration}")
+        if make_request is not None and mix is not None:
+            raise LoadError("give a mix (the order flow) or make_request (your own requests), not both")
         self.host, self.port = base_url
         self.mode = mode
         self.rate = rate
@@ -124,6 +103,11 @@ class LoadRun:
         self.name = name
         self._progress = progress or (lambda _m: None)
         self._make_request = make_request
+        self.mix = dict(mix if mix is not None else DEFAULT_MIX) if make_request is None else {}
+        self.seed = seed
+        self.flow: OrderFlow | None = None
+        #: Called first thing in ``__enter__`` (the plugin takes its measurement lock there).
+        self.on_enter: Callable[[LoadRun], None] | None = None
         self.summary: LoadSummary | None = None
         self._result: EngineResult | None = None
         self._live = EngineResult()
@@ -146,6 +130,8 @@ class LoadRun:
     # -- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> LoadRun:
+        if self.on_enter is not None:
+            self.on_enter(self)
         self._window_start = time.time()
         if self._make_request is None:
             self._register_users()
@@ -192,14 +178,14 @@ class LoadRun:
         tag = uuid.uuid4().hex[:8]
         with httpx.Client(timeout=self.request_timeout) as client:
             for i in range(self.users):
+                name = api.registration_body(f"load-{tag}-{i}")["name"]
                 try:
-                    response = client.post(url, json=api.registration_body(f"load-{tag}-{i}"))
-                    if response.status_code // 100 != 2:
-                        raise LoadError(f"HTTP {response.status_code}: {response.text[:200]}")
-                    self._keys.append(api.api_key_from(response.json()))
-                    self._names.append(api.registration_body(f"load-{tag}-{i}")["name"])
+                    self._keys.append(
+                        register_user(url, name=name, timeout=self.request_timeout, client=client)
+                    )
+                    self._names.append(name)
                     self._reg_ok += 1
-                except (httpx.HTTPError, LoadError, KeyError, ValueError):
+                except LoadError:
                     self._reg_failed += 1
         if not self._keys:
             raise LoadError(
@@ -210,8 +196,14 @@ class LoadRun:
     def _request_factory(self) -> Callable[[int], bytes]:
         if self._make_request is not None:
             return self._make_request
-        keys, run_id, host = self._keys, self.order_prefix, f"{self.host}:{self.port}"
-        return lambda seq: api.order_request(seq, run_id=run_id, api_key=keys[seq % len(keys)], host=host)
+        self.flow = OrderFlow(
+            keys=self._keys,
+            run_id=self.order_prefix,
+            host=f"{self.host}:{self.port}",
+            mix=self.mix,
+            seed=self.seed,
+        )
+        return self.flow.request
 
     def _thread_main(self, ready: threading.Event) -> None:
         import uvloop
@@ -222,10 +214,12 @@ class LoadRun:
             asyncio.set_event_loop(loop)
             self._stop = asyncio.Event()
             ready.set()
+            make_request = self._request_factory()
             spec = EngineSpec(
                 host=self.host,
                 port=self.port,
-                make_request=self._request_factory(),
+                make_request=make_request,
+                on_answer=self.flow.on_answer if self.flow is not None else None,
                 mode=self.mode,
                 rate=self.rate,
                 duration_s=self.duration,
@@ -272,13 +266,19 @@ class LoadRun:
         if self._error is not None:
             reasons.append(f"run failed: {type(self._error).__name__}: {self._error}")
         order_s = max(1e-9, result.ended - result.started) if result.started else 0.0
+        flow = self.flow
+        placements = (
+            sum(c.scheduled for a, c in flow.actions.items() if a != "cancel")
+            if flow is not None
+            else result.scheduled
+        )
         self.summary = LoadSummary(
             name=self.name,
             mode=self.mode,
             offered_rate=self.rate if self.mode == "open" else 0.0,
             duration_s=self.duration,
-            window={"start": self._window_start, "end": result.ended or time.time()},
-            order_window={"start": result.started, "end": result.ended},
+            window=Window(self._window_start, result.ended or time.time()),
+            order_window=Window(result.started, result.ended),
             users=self.users if self._make_request is None else 0,
             registrations_ok=self._reg_ok,
             registrations_failed=self._reg_failed,
@@ -301,6 +301,17 @@ class LoadRun:
             },
             valid=not reasons,
             invalid_reasons=reasons,
+            timeout_s=self.request_timeout,
+            timed_out=result.timed_out,
+            unanswered=result.unanswered,
+            mix=dict(flow.mix) if flow is not None else {},
+            actions=dict(flow.actions) if flow is not None else {},
+            offered_order_rate=(
+                placements / order_s if self.mode == "open" and order_s and result.scheduled else 0.0
+            ),
+            order_prefix=self.order_prefix,
+            histogram=result.histogram.encode().decode() if result.histogram.get_total_count() else "",
+            timeline=self._timeline(result),
         )
         if self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)
@@ -313,23 +324,61 @@ class LoadRun:
         )
 
     def acked_orders(self) -> list[tuple[str, str]]:
-        """``(user name, client_order_id)`` of every order the platform acknowledged (2xx), in answer order.
+        """``(user name, client_order_id)`` of every order placement the platform acknowledged (2xx).
 
         Empty for runs with a custom ``make_request`` (their bodies are not orders of known users).
         """
-        result = self._result or self._live
-        if self._make_request is not None or not self._names:
+        if self.flow is None or not self._names:
             return []
-        names = self._names
-        return [(names[seq % len(names)], f"{self.order_prefix}-{seq}") for seq in result.acked]
+        return self.flow.acked_orders(self._names)
 
-    def timeline(self) -> list[tuple[float, int]]:
-        """``(bucket start epoch s, 2xx answers in it)`` per :data:`TIMELINE_BUCKET_S`, gaps filled with 0."""
-        counts = dict((self._result or self._live).timeline)
+    @staticmethod
+    def _timeline(result: EngineResult) -> Series | None:
+        """2xx answers per :data:`TIMELINE_BUCKET_S` of wall clock, gaps filled with 0."""
+        counts = dict(result.timeline)
         if not counts:
-            return []
+            return None
         first, last = min(counts), max(counts)
-        return [(k * TIMELINE_BUCKET_S, counts.get(k, 0)) for k in range(first, last + 1)]
+        return Series(
+            name="acknowledged",
+            start=first * TIMELINE_BUCKET_S,
+            step=TIMELINE_BUCKET_S,
+            values=tuple(float(counts.get(k, 0)) for k in range(first, last + 1)),
+            unit="answers per bucket",
+        )
+
+    def timeline(self) -> Series | None:
+        """The run's acknowledgements per 100 ms so far (all of them once the run has ended)."""
+        if self.summary is not None:
+            return self.summary.timeline
+        return self._timeline(self._live)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self.summary) if self.summary else {}
+        return to_dict(self.summary) if self.summary else {}
+
+
+def register_user(url: str, *, name: str, timeout: float, client: Any = None) -> str:
+    """Register one user at ``url`` (``POST /v1/users``) and return its API key; :class:`LoadError` says why not."""
+    body = _register(url, name=name, timeout=timeout, client=client)
+    try:
+        return api.api_key_from(body)
+    except KeyError as e:
+        raise LoadError(f"POST {url}: {e}") from e
+
+
+def _register(url: str, *, name: str, timeout: float, client: Any = None) -> Any:
+    import httpx
+
+    try:
+        if client is None:
+            response = httpx.post(url, json=api.registration_body(name), timeout=timeout)
+        else:
+            response = client.post(url, json=api.registration_body(name))
+    except httpx.HTTPError as e:
+        raise LoadError(f"POST {url} failed: {type(e).__name__}: {e}") from e
+    if response.status_code // 100 != 2:
+        raise LoadError(f"POST {url}: HTTP {response.status_code}: {response.text[:200]}")
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None

@@ -1,5 +1,6 @@
-"""The session report: ``summary.json``, a self-contained ``index.html`` and failure bundles.
+"""The session report: ``summary.json`` (``summary``), the resilience digest (``digest``) and a
+self-contained ``index.html`` (``html``).
 
-It reads plain result structures (dicts and the cluster contract's dataclasses), never pytest
-objects, and never queries Prometheus itself: SLO results arrive already evaluated.
+It reads :mod:`pytest_hftk8s.results` only - never pytest objects, the cluster, Prometheus or the
+load generator: every figure arrives already measured and judged.
 """

@@ -1,67 +1,60 @@
-"""Build and write ``summary.json`` from plain per-test records.
+"""Build the session's :class:`~pytest_hftk8s.results.SessionReport` from typed test records, and
+write it as ``summary.json`` (atomically: temp file + rename; non-finite numbers as ``null``).
 
-A record is a dict with ``nodeid``, ``outcome``, ``duration``, ``window``, ``slos`` (each
-``{name, query, observed, threshold, comparator, passed}``), ``load`` (load run summaries),
-``chaos`` and ``bundle``. Writing is atomic (temp file + rename). No pytest objects, no network.
+Reads :mod:`pytest_hftk8s.results` only: no pytest objects, no network.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import pathlib
 import time
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Sequence
 
-SCHEMA_VERSION = 1
+from pytest_hftk8s.report.digest import digest
+from pytest_hftk8s.results import Baseline, Capacity, PlatformInfo, SessionReport, TestRecord, Totals, to_dict
+
+SCHEMA_VERSION = 2
 
 
 def build(
-    records: Iterable[Mapping[str, Any]],
+    records: Sequence[TestRecord],
     *,
-    platform: Mapping[str, Any] | None,
+    platform: PlatformInfo | None,
     cluster: str | None,
     profile: str,
     started: float,
-) -> dict[str, Any]:
-    tests = [dict(r) for r in records]
+    baseline: Baseline | None = None,
+    capacity: Capacity | None = None,
+) -> SessionReport:
     counts: dict[str, int] = {}
-    for t in tests:
-        counts[t["outcome"]] = counts.get(t["outcome"], 0) + 1
-    slos = [s for t in tests for s in t.get("slos", [])]
-    return {
-        "schema": SCHEMA_VERSION,
-        "cluster": cluster,
-        "profile": profile,
-        "started": started,
-        "finished": time.time(),
-        "platform": dict(platform) if platform else {"ready_seconds": None},
-        "totals": {
-            "tests": len(tests),
-            "outcomes": counts,
-            "slos": len(slos),
-            "slos_failed": sum(1 for s in slos if not s.get("passed")),
-        },
-        "tests": tests,
-    }
+    for t in records:
+        counts[t.outcome] = counts.get(t.outcome, 0) + 1
+    slos = [s for t in records for s in t.slos]
+    return SessionReport(
+        schema=SCHEMA_VERSION,
+        cluster=cluster,
+        profile=profile,
+        started=started,
+        finished=time.time(),
+        platform=platform,
+        capacity=capacity,
+        baseline=baseline,
+        totals=Totals(
+            tests=len(records),
+            outcomes=counts,
+            slos=len(slos),
+            slos_failed=sum(1 for s in slos if not s.passed),
+        ),
+        tests=list(records),
+        resilience=digest(records),
+    )
 
 
-def write(summary: Mapping[str, Any], directory: pathlib.Path) -> pathlib.Path:
+def write(report: SessionReport, directory: pathlib.Path) -> pathlib.Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "summary.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(summary), indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(json.dumps(to_dict(report), indent=2, default=str) + "\n")
     tmp.replace(path)
     return path
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN/Infinity: write them as null so every parser can read the file."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value

@@ -1,5 +1,9 @@
-"""SLOs: definitions (``model``, ``builtin``), sources (``profile``: marker kwargs and YAML alert
-profiles), the one Prometheus client (``prom``) and evaluation over a test's window (``evaluate``).
+"""SLOs and every other judgement of the plugin, computed once from Prometheus and typed results.
 
-This package is the only place that talks to Prometheus; it never touches the cluster or pytest.
+``queries`` (the one PromQL catalogue), ``prom`` (the one Prometheus client), ``model`` (SLOs,
+alerts, comparators), ``builtin``, ``profile`` (marker kwargs and kube-burner alert profiles),
+``evaluate``, ``relative`` (the session baseline), ``probes``, ``intensity`` (did a stress reach its
+intensity), ``recovery``, ``latency`` (client side), ``database`` (acknowledged orders, fills, book),
+``oom`` and ``diagnostics``. This package is the only place that talks to Prometheus or writes
+PromQL; it never touches the cluster, chaos, the load generator or pytest.
 """

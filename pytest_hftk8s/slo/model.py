@@ -1,55 +1,54 @@
-"""SLO definitions, windows, comparators and results: plain data and pure functions.
+"""SLO definitions and comparators: what may be checked, and how a value is judged against a bound.
 
-No I/O and no Prometheus here: :mod:`pytest_hftk8s.slo.prom` queries, this module judges.
-
-An SLO's ``expr`` may use placeholders that are filled per evaluation:
-``$window`` (the window length as a PromQL duration in ms, e.g. ``12000ms``; kube-burner's
-``{{.elapsed}}`` is accepted as a synonym), ``$window_wide`` (the window plus one look-back of
-about a scrape interval before it, for event counters: ``increase()`` only sees changes between
-samples inside its range, so a restart or registration just after the window opened - before the
-window's first sample - would be invisible in ``$window``), ``$namespace`` and ``$offered_rate``.
+:class:`Slo` is one PromQL expression evaluated as an instant query at the window's end with the
+window's length as its range; :class:`Alert` is a kube-burner alert-profile entry, evaluated the way
+kube-burner does (a range query over the window that fires when it returns any sample). Both, and
+the checks of the sibling modules (client latency, recovery, database, OOM sequence), follow the
+:class:`Check` protocol: ``evaluate(context) -> SloResult``. An expr may use the placeholders of
+:mod:`.queries` (``$window``, ``$window_wide``, ``$namespace``, ``$offered_rate``; kube-burner's
+``{{.elapsed}}`` is ``$window``). No assertions here: :func:`~.evaluate.check` raises.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pytest_hftk8s.errors import ConfigError
+from pytest_hftk8s.results import SloResult, Window
+from pytest_hftk8s.slo import queries
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.slo.evaluate import Context
 
 COMPARATORS = (">=", "<=", ">", "<", "==", "between", "oneOf")
+SEVERITIES = ("critical", "error", "warning", "info")
 
 
-@dataclass(frozen=True)
-class Window:
-    """A closed time range in epoch seconds (wall clock, the clock Prometheus stamps samples with)."""
-
-    start: float
-    end: float
-    lookback: float = 0.0
+@runtime_checkable
+class Check(Protocol):
+    """Anything ``hft_slo.check()`` accepts: a named, judged measurement over the test's window."""
 
     @property
-    def seconds(self) -> float:
-        return max(0.0, self.end - self.start)
+    def name(self) -> str: ...
 
     @property
-    def promql_range(self) -> str:
-        # Milliseconds, not whole seconds: rounding a 6.001 s window up to [7s] would dilute a rate
-        # by 1/7 with samples from before the window.
-        return f"{max(1, round(self.seconds * 1000))}ms"
+    def severity(self) -> str: ...
 
-    @property
-    def promql_range_wide(self) -> str:
-        return f"{max(1, round((self.seconds + self.lookback) * 1000))}ms"
+    def evaluate(self, ctx: Context) -> SloResult: ...
 
-    def as_dict(self) -> dict[str, float]:
-        return {"start": self.start, "end": self.end, "seconds": self.seconds}
+
+def _check_severity(name: str, severity: str) -> None:
+    if severity not in SEVERITIES:
+        raise ConfigError(f"SLO {name!r}: severity must be one of {', '.join(SEVERITIES)}; got {severity!r}")
 
 
 @dataclass(frozen=True)
 class Slo:
+    """A PromQL expression, a comparator and a threshold: every returned series must hold."""
+
     name: str
     expr: str
     comparator: str
@@ -62,60 +61,55 @@ class Slo:
         check_threshold(self.name, self.comparator, self.threshold)
         if not self.expr.strip():
             raise ConfigError(f"SLO {self.name!r}: expected a PromQL expr, got an empty string")
-        if self.severity not in ("critical", "error", "warning", "info"):
-            raise ConfigError(
-                f"SLO {self.name!r}: severity must be critical, error, warning or info; got {self.severity!r}"
-            )
+        _check_severity(self.name, self.severity)
 
     @property
     def blocking(self) -> bool:
         return self.severity in ("critical", "error")
 
     def render(self, window: Window, *, variables: Mapping[str, Any] | None = None) -> str:
-        values = {
-            "window": window.promql_range,
-            "window_wide": window.promql_range_wide,
-            **{k: str(v) for k, v in (variables or {}).items()},
-        }
-        text = self.expr.replace("{{.elapsed}}", values["window"])
-        # Longest names first so $window_x would never be clobbered by $window.
-        for key in sorted(values, key=len, reverse=True):
-            text = text.replace("$" + key, values[key])
-        return text
+        return queries.render(
+            self.expr,
+            {"window": window.promql_range, "window_wide": window.promql_range_wide, **(variables or {})},
+        )
+
+    def evaluate(self, ctx: Context) -> SloResult:
+        from pytest_hftk8s.slo.evaluate import instant
+
+        return instant(self, ctx)
 
 
-@dataclass
-class SloResult:
-    """One evaluated SLO, as it goes into the report and JUnit."""
+@dataclass(frozen=True)
+class Alert:
+    """A kube-burner alert-profile entry: ``expr`` fires when it returns any sample in the window.
+
+    As in kube-burner the expression is evaluated as a range query over the window (``step`` seconds
+    apart); a firing alert with severity error or critical fails the test. Unlike an alerting rule,
+    silence alone is not success: the series the expression reads must exist in the window, or the
+    result is "no data", which fails too.
+    """
 
     name: str
-    query: str
-    comparator: str
-    threshold: Any
-    observed: float | dict[str, float] | None
-    passed: bool
-    window: dict[str, float]
+    expr: str
+    description: str = ""
     severity: str = "error"
-    message: str = ""
-    unit: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    step: float = 1.0
 
-    def as_dict(self) -> dict[str, Any]:
-        out = {
-            "name": self.name,
-            "query": self.query,
-            "observed": self.observed,
-            "threshold": self.threshold,
-            "comparator": self.comparator,
-            "passed": self.passed,
-            "severity": self.severity,
-            "message": self.message,
-            "unit": self.unit,
-            "window": self.window,
-        }
-        if self.extra:
-            out["extra"] = dict(self.extra)
-        return out
+    def __post_init__(self) -> None:
+        if not self.expr.strip():
+            raise ConfigError(f"alert {self.name!r}: expected a PromQL expr, got an empty string")
+        _check_severity(self.name, self.severity)
+        if not (self.step > 0 and math.isfinite(self.step)):
+            raise ConfigError(f"alert {self.name!r}: step must be > 0 seconds; got {self.step!r}")
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity in ("critical", "error")
+
+    def evaluate(self, ctx: Context) -> SloResult:
+        from pytest_hftk8s.slo.evaluate import alert
+
+        return alert(self, ctx)
 
 
 def check_threshold(name: str, comparator: str, threshold: Any) -> None:
@@ -168,3 +162,23 @@ def compare(observed: float, comparator: str, threshold: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def result(
+    check: Any, *, window: Window, observed: Any, passed: bool, query: str = "", comparator: str = "",
+    threshold: Any = None, unit: str = "", message: str = "", extra: Mapping[str, Any] | None = None,
+) -> SloResult:  # fmt: skip
+    """A :class:`SloResult` for ``check`` (its name and severity)."""
+    return SloResult(
+        name=check.name,
+        query=query,
+        comparator=comparator,
+        threshold=list(threshold) if isinstance(threshold, tuple | list) else threshold,
+        observed=observed,
+        passed=passed,
+        window=window,
+        severity=check.severity,
+        unit=unit,
+        message=message,
+        extra=dict(extra or {}),
+    )

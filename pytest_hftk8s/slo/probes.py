@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_hftk8s.slo.model import Slo, Window
+from pytest_hftk8s.results import Window, to_dict
+from pytest_hftk8s.slo.model import Check
 from pytest_hftk8s.slo.prom import PromClient, PromError
 
 
@@ -37,7 +38,7 @@ class ContinuousProbe:
 
     def __init__(
         self,
-        slos: Sequence[Slo],
+        slos: Sequence[Check],
         *,
         prometheus_url: str,
         interval: float = 2.0,
@@ -100,9 +101,9 @@ class ContinuousProbe:
                 self.slos, window, client, variables=self.variables, settle_timeout_s=min(2.0, self.interval)
             )
         except PromError as e:  # evaluate reports per-SLO errors itself; this is the settle query
-            return ProbeRound(now, window.as_dict(), False, [{"error": str(e)}])
-        blocking_miss = any(not r.passed and r.severity in ("critical", "error") for r in results)
-        return ProbeRound(now, window.as_dict(), not blocking_miss, [r.as_dict() for r in results])
+            return ProbeRound(now, to_dict(window), False, [{"error": str(e)}])
+        blocking_miss = any(not r.passed and r.blocking for r in results)
+        return ProbeRound(now, to_dict(window), not blocking_miss, [to_dict(r) for r in results])
 
     def summary(self) -> dict[str, Any]:
         return {

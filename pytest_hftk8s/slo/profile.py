@@ -1,11 +1,12 @@
 """Where SLOs come from: ``@pytest.mark.hft_slo(...)`` kwargs and YAML alert profiles.
 
 The YAML file follows kube-burner / krkn alert profiles: a list of entries with ``expr``,
-``description`` and ``severity``. As in kube-burner, an ``expr`` ending in a comparison *alerts*
-when it holds (``... > 0.05`` fires above 50 ms), so the SLO is its negation (``<= 0.05``) and the
-left-hand side is evaluated - which makes "no data" detectable and a failure. Entries may instead
-give ``comparator`` and ``threshold`` explicitly (and a ``name``). Parsing only: no I/O but reading
-the file, no Prometheus.
+``description`` and ``severity``, each an :class:`~.model.Alert` that fires when its expression
+returns any sample in the test's window (``up{job="x"} == 0``, ``rate(...) > 0``, ``a and b``,
+``a unless b`` all work as in kube-burner). Entries may instead give ``comparator`` and
+``threshold`` (and a ``name``): those are plain SLOs on the expression's value. Every expression
+is parsed when the file is loaded, so a typo is a usage error before anything is deployed.
+Parsing only: no I/O but reading the file, no Prometheus.
 """
 
 from __future__ import annotations
@@ -17,24 +18,30 @@ from typing import Any
 
 from pytest_hftk8s.errors import ConfigError
 from pytest_hftk8s.slo.builtin import BUILTINS, builtin
-from pytest_hftk8s.slo.model import Slo
+from pytest_hftk8s.slo.model import Alert, Check, Slo
+from pytest_hftk8s.slo.queries import render
+from pytest_hftk8s.slo.selectors import required
 
-# The alert's trailing comparison: "<lhs> <op> <number>" at the very end of the expression.
-_ALERT = re.compile(
-    r"^(?P<lhs>.*\S)\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<num>[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$", re.S
-)
-_NEGATE = {">": "<=", ">=": "<", "<": ">=", "<=": ">", "!=": "=="}
-_KEYS = {"name", "expr", "description", "severity", "comparator", "threshold", "unit", "for"}
+_KEYS = {"name", "expr", "description", "severity", "comparator", "threshold", "unit", "for", "step"}
+#: Placeholder values that let an expression with ``$window`` & co. be parsed when the file loads.
+_PARSE_VALUES = {
+    "window": "1m",
+    "window_wide": "1m",
+    "namespace": "ns",
+    "offered_rate": "1",
+    "pod": "p",
+    "container": "c",
+}
 
 
-def from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Slo]:
+def from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Check]:
     """SLOs from one ``hft_slo`` marker.
 
     ``hft_slo("p99_latency", max_ms=20)`` takes a built-in with parameters;
     ``hft_slo(name=..., expr=..., comparator=..., threshold=...)`` defines one;
-    ``hft_slo(slo_a, slo_b)`` passes :class:`Slo` objects through.
+    ``hft_slo(slo_a, check_b)`` passes :class:`Slo` objects (any :class:`Check`) through.
     """
-    if args and all(isinstance(a, Slo) for a in args):
+    if args and all(isinstance(a, Check) for a in args):
         if kwargs:
             raise ConfigError(
                 f"hft_slo: pass Slo objects or keyword arguments, not both (got {sorted(kwargs)})"
@@ -57,7 +64,7 @@ def from_marker(args: Sequence[Any], kwargs: Mapping[str, Any]) -> list[Slo]:
     return [_slo_from_mapping(kwargs, where="hft_slo marker")]
 
 
-def load_file(path: pathlib.Path) -> list[Slo]:
+def load_file(path: pathlib.Path) -> list[Slo | Alert]:
     """SLOs from a YAML alert profile; raises ``ConfigError`` saying which entry is wrong."""
     import yaml
 
@@ -70,7 +77,7 @@ def load_file(path: pathlib.Path) -> list[Slo]:
     return parse_profile(data, where=str(path))
 
 
-def parse_profile(data: Any, *, where: str = "SLO profile") -> list[Slo]:
+def parse_profile(data: Any, *, where: str = "SLO profile") -> list[Slo | Alert]:
     entries: Any = data.get("slos", data.get("alerts")) if isinstance(data, Mapping) else data
     if not isinstance(entries, list) or not entries:
         raise ConfigError(
@@ -82,7 +89,7 @@ def parse_profile(data: Any, *, where: str = "SLO profile") -> list[Slo]:
     return slos
 
 
-def _slo_from_mapping(entry: Any, *, where: str, index: int = 0) -> Slo:
+def _slo_from_mapping(entry: Any, *, where: str, index: int = 0) -> Slo | Alert:
     if not isinstance(entry, Mapping):
         raise ConfigError(f"{where}: expected a mapping with expr/description/severity, got {entry!r}")
     unknown = set(entry) - _KEYS
@@ -91,32 +98,32 @@ def _slo_from_mapping(entry: Any, *, where: str, index: int = 0) -> Slo:
     expr = entry.get("expr")
     if not isinstance(expr, str) or not expr.strip():
         raise ConfigError(f"{where}: 'expr' must be a non-empty PromQL string, got {expr!r}")
+    try:
+        required(render(expr, _PARSE_VALUES))
+    except ValueError as e:
+        raise ConfigError(f"{where}: expr {expr.strip()!r}: {e}") from e
     description = str(entry.get("description", ""))
     name = str(entry.get("name") or _slug(description) or f"alert{index + 1}")
     comparator, threshold = entry.get("comparator"), entry.get("threshold")
-    if comparator is None and threshold is None:
-        match = _ALERT.match(expr.strip())
-        if match is None or match["op"] == "==":
-            raise ConfigError(
-                f"{where}: expr {expr!r} has no trailing alert comparison (e.g. '... > 0.05'); "
-                "add one, or give 'comparator' and 'threshold'"
-            )
-        expr, comparator, threshold = match["lhs"], _NEGATE[match["op"]], float(match["num"])
-    elif comparator is None or threshold is None:
-        raise ConfigError(
-            f"{where}: give both 'comparator' and 'threshold' (or neither), got {dict(entry)!r}"
-        )
+    severity = str(entry.get("severity", "error"))
     try:
+        if comparator is None and threshold is None:
+            return Alert(
+                name=name, expr=expr.strip(), description=description, severity=severity,
+                step=float(entry.get("step", 1.0)),
+            )  # fmt: skip
+        if comparator is None or threshold is None:
+            raise ConfigError(f"give both 'comparator' and 'threshold' (or neither), got {dict(entry)!r}")
         return Slo(
             name=name,
             expr=expr,
             comparator=str(comparator),
             threshold=threshold,
             description=description,
-            severity=str(entry.get("severity", "error")),
+            severity=severity,
             unit=str(entry.get("unit", "")),
         )
-    except ConfigError as e:
+    except (ConfigError, TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from e
 
 
@@ -124,7 +131,7 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:48]
 
 
-def _no_duplicates(slos: Iterable[Slo], *, where: str) -> None:
+def _no_duplicates(slos: Iterable[Slo | Alert], *, where: str) -> None:
     seen: set[str] = set()
     for slo in slos:
         if slo.name in seen:

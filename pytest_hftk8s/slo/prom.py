@@ -1,6 +1,6 @@
 """The one Prometheus client of the project (prometheus-api-client, imported lazily).
 
-Instant queries at a given evaluation time, and a bounded wait until Prometheus has scraped past a
+Instant and range queries at given times, and a bounded wait until Prometheus has scraped past a
 time (so a window's last samples are in). Errors come back as ``PromError`` with the URL and query;
 it never raises library exceptions and never judges results (that is ``evaluate``'s job).
 """
@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from pytest_hftk8s.errors import HftError
+from pytest_hftk8s.slo import queries
 
 
 class PromError(HftError):
@@ -52,6 +53,28 @@ class PromClient:
                 out.append((dict(series.get("metric", {})), float(value[1])))
         return out
 
+    def query_range(
+        self, expr: str, *, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        """Range query; returns (labels, [(time, value)]) per series - empty when there is no data."""
+        import datetime
+
+        def stamp(t: float) -> datetime.datetime:
+            return datetime.datetime.fromtimestamp(t, tz=datetime.UTC)
+
+        # The library rounds start and end to whole seconds; the params override keeps milliseconds.
+        exact = {"start": f"{start:.3f}", "end": f"{end:.3f}"}
+        try:
+            data: Any = self._conn.custom_query_range(
+                expr, start_time=stamp(start), end_time=stamp(end), step=f"{step:g}", params=exact
+            )
+        except Exception as e:
+            raise PromError(f"Prometheus at {self.url} failed on {expr!r}: {type(e).__name__}: {e}") from e
+        return [
+            (dict(series.get("metric", {})), [(float(t), float(v)) for t, v in series.get("values", [])])
+            for series in data or []
+        ]
+
     def scalar(self, expr: str, *, at: float | None = None) -> float | None:
         rows = self.query(expr, at=at)
         if not rows:
@@ -62,7 +85,7 @@ class PromClient:
         """Wait until every live target's latest sample is newer than ``when``; False on timeout."""
         deadline = time.monotonic() + timeout_s
         while True:
-            latest = self.scalar("min(timestamp(up))")
+            latest = self.scalar(queries.LATEST_SCRAPE.expr)
             if latest is not None and not math.isnan(latest) and latest >= when:
                 return True
             if time.monotonic() >= deadline:

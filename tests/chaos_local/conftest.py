@@ -11,8 +11,8 @@ import pytest
 from chaos_workloads import hft_cgroups, stress_ng_pids
 
 from pytest_hftk8s.chaos import registry
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from collections.abc import Callable
 from importlib.util import find_spec
@@ -11,8 +12,10 @@ from chaos_workloads import NEEDS_ROOT, wait_for
 
 from pytest_hftk8s import manifests
 from pytest_hftk8s.chaos import pod_kill, stress_cpu, stress_memory
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
+from pytest_hftk8s.slo.intensity import judge
+from pytest_hftk8s.slo.prom import PromClient
 
 pytestmark = [
     NEEDS_ROOT,
@@ -41,12 +44,26 @@ def test_backend_under_cpu_and_memory_pressure_and_engine_kill(
     wait_for(ready, timeout=45, what="every workload available")
     chaos = chaos_on(cluster)
 
-    with chaos.inject(stress_cpu(target="backend", load=80, workers=1, duration="3s")) as cpu:
-        pass
+    with chaos.inject(stress_cpu(target="backend", load=80, workers=1, duration="6s")) as cpu:
+        time.sleep(6)
     intensity = cpu.records[0]["intensity"]
     assert intensity["expected"] == pytest.approx(0.3)  # the backend's 300m limit caps the 0.8 asked for
     assert intensity["reached"], intensity
     assert _backend(cluster)[1] == 0  # CPU pressure throttles; it does not crash-loop
+    # The judgement, from the cluster's own Prometheus (cAdvisor and kube-state-metrics series), agrees
+    # with the driver's cgroup reading within 10%: what the local cluster proves carries over.
+    record = cpu.record("stress-cpu backend")
+    prom = PromClient(cluster.service_address("prometheus", 9090).url)
+    try:
+        (judged,) = judge(record, prom, namespace=cluster.namespace)
+    finally:
+        prom.close()
+    (cross,) = record.intensity_cross_check
+    assert (judged.source, cross.source) == ("prometheus", "cgroup")
+    assert judged.limit == pytest.approx(0.3)  # kube_pod_container_resource_limits, not the manifests
+    assert judged.expected == pytest.approx(cross.expected)
+    assert judged.observed == pytest.approx(cross.observed, rel=0.10), (judged, cross)
+    assert judged.reached
 
     with chaos.inject(stress_memory(target="backend", size="256MiB", duration="20s")) as mem:
         wait_for(

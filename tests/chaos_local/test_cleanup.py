@@ -23,8 +23,8 @@ from chaos_workloads import (
 )
 
 from pytest_hftk8s.chaos import network_delay, stress_cpu, stress_memory
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 
 pytestmark = [NEEDS_ROOT, pytest.mark.slow]
 
@@ -34,7 +34,7 @@ import json, pathlib, sys, time
 sys.path.insert(0, sys.argv[3])
 from chaos_workloads import http_server
 from pytest_hftk8s.chaos import stress_cpu
-from pytest_hftk8s.chaos.on_local import LocalChaos
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
 with LocalCluster(namespace="t", state_dir=pathlib.Path(sys.argv[1])) as cluster:
     cluster.apply([http_server("web", limits={"cpu": "200m", "memory": "128Mi"})])

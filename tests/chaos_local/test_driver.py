@@ -9,12 +9,12 @@ import pytest
 from chaos_workloads import NEEDS_ROOT, http_server, wait_for
 
 from pytest_hftk8s.chaos import registry, schedule, stress_cpu
-from pytest_hftk8s.chaos.on_local import LocalChaos, select_pods, size_bytes
-from pytest_hftk8s.chaos.run import ChaosDriver
+from pytest_hftk8s.chaos.driver import ChaosDriver
 from pytest_hftk8s.cluster.local import LocalCluster
 from pytest_hftk8s.cluster.local.chaos import redirect_hosts
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos, select_pods, size_bytes
 from pytest_hftk8s.cluster.local.stress import StressSpec
-from pytest_hftk8s.errors import ChaosError
+from pytest_hftk8s.errors import ChaosError, ConfigError
 
 PODS = [f"web-{i}" for i in range(10)]
 
@@ -44,7 +44,7 @@ def test_sizes_follow_chaos_mesh_units() -> None:
     assert size_bytes("1GiB") == 2**30
     assert size_bytes("1.5KiB") == 1536
     assert size_bytes("25%", total_memory=4 * 2**30) == 2**30
-    with pytest.raises(ChaosError, match="expected e"):
+    with pytest.raises(ConfigError, match="expected e"):
         size_bytes("lots")
 
 

@@ -12,8 +12,8 @@ import pytest
 from chaos_workloads import NEEDS_ROOT, PY, deployment, http_server, service, wait_for
 
 from pytest_hftk8s.chaos import network_delay, network_loss
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 
 pytestmark = [NEEDS_ROOT, pytest.mark.slow]
 

@@ -9,8 +9,8 @@ import pytest
 from chaos_workloads import NEEDS_ROOT, alive, deployment, http_server, wait_for
 
 from pytest_hftk8s.chaos import container_kill, pod_failure, pod_kill
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 from pytest_hftk8s.errors import ChaosError
 
 pytestmark = [NEEDS_ROOT, pytest.mark.slow]

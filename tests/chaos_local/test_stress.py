@@ -8,8 +8,8 @@ import pytest
 from chaos_workloads import NEEDS_ROOT, alive, http_server, stress_pids_of, wait_for
 
 from pytest_hftk8s.chaos import stress_cpu, stress_memory
-from pytest_hftk8s.chaos.on_local import LocalChaos
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 from pytest_hftk8s.errors import ChaosError
 
 pytestmark = [NEEDS_ROOT, pytest.mark.slow]

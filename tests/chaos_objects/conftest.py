@@ -1,4 +1,4 @@
-"""Chaos Mesh v2.8 CRD schemas as jsonschema validators, for checking generated chaos objects.
+"""Chaos Mesh v2.8 CRD schemas, vendored in chaos/crds/, as jsonschema validators for chaos objects.
 
 The CRDs' ``openAPIV3Schema`` is turned into plain JSON Schema the way the API server reads it:
 ``x-kubernetes-int-or-string`` becomes integer-or-string, ``nullable`` admits null, and an object
@@ -16,9 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-CRD_DIR = pathlib.Path(__file__).resolve().parents[3] / "shared" / "reference" / "chaos-mesh-crds"
-if not CRD_DIR.is_dir():  # CI lays shared/ beside the clone; a developer tree has it at /work/shared
-    CRD_DIR = pathlib.Path("/work/shared/reference/chaos-mesh-crds")
+# Vendored, unmodified, with their Apache-2.0 NOTICE and LICENSE: the tests need nothing outside the clone.
+CRD_DIR = pathlib.Path(__file__).resolve().parents[2] / "chaos" / "crds"
 
 
 def to_jsonschema(node: Any) -> Any:
@@ -54,10 +53,20 @@ def _load() -> dict[str, jsonschema.protocols.Validator]:
 
 
 @pytest.fixture(scope="session")
+def crd_dir() -> pathlib.Path:
+    """The folder the CRD schemas are read from."""
+    return CRD_DIR
+
+
+@pytest.fixture(scope="session")
 def crd_validators() -> dict[str, Any]:
-    if not CRD_DIR.is_dir():
-        pytest.skip(f"Chaos Mesh CRDs not found at {CRD_DIR} (shared/reference is laid beside the repo)")
-    return _load()
+    """A Draft 4 validator per Chaos Mesh kind, from the v1alpha1 schema of each vendored CRD."""
+    validators = _load()
+    assert validators, (
+        f"expected the Chaos Mesh CRDs (chaos-mesh.org_*.yaml) in {CRD_DIR}, found none; "
+        "restore chaos/crds/ from git (see chaos/crds/NOTICE)"
+    )
+    return validators
 
 
 @pytest.fixture(scope="session")

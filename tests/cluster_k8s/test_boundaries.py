@@ -36,7 +36,7 @@ def test_only_the_kubernetes_backend_imports_the_client() -> None:
 
 def test_backend_and_chaos_import_without_loading_the_client() -> None:
     code = (
-        "import sys, pytest_hftk8s.cluster.kubernetes, pytest_hftk8s.chaos, pytest_hftk8s.chaos.on_kubernetes;"
+        "import sys, pytest_hftk8s.cluster.kubernetes, pytest_hftk8s.chaos, pytest_hftk8s.cluster.kubernetes.chaos_driver;"
         "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -18,9 +18,9 @@ import yaml
 
 from pytest_hftk8s import chaos
 from pytest_hftk8s.chaos import registry
-from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
-from pytest_hftk8s.chaos.run import ChaosDriver
+from pytest_hftk8s.chaos.driver import ChaosDriver
 from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
+from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos
 from pytest_hftk8s.errors import ChaosError, ChaosRefused
 
 STRESS_PATH = "/apis/chaos-mesh.org/v1alpha1/namespaces/hft/stresschaos"
@@ -86,12 +86,16 @@ def test_inject_creates_waits_for_injection_and_removes(
     assert ("method.GET", f"{STRESS_PATH}/hft-cpu") in after[1:]  # waited for recovery (it has a duration)
     assert emulator.objects["chaos-mesh.org/v1alpha1/stresschaos", "hft", "hft-cpu"].deleted
     assert run.ended_at is not None
-    assert run.window[0] == run.injected_at
-    summary = run.to_summary()
-    assert summary["action"] == "cpu"
-    assert summary["injected"] is True
-    assert summary["containers"] == ["hft/hft-cpu-target-0"]
-    assert summary["window"] == [run.injected_at, run.ended_at]
+    assert run.window.start == run.injected_at
+    record = run.record("stress-cpu backend")
+    assert record.action == "cpu"
+    assert record.injected is True
+    assert record.containers == ["hft/hft-cpu-target-0"]
+    assert record.window is not None
+    assert record.window.start == run.injected_at
+    assert record.window.end <= run.ended_at
+    assert record.requested["cpu_cores"] == pytest.approx(experiment.workers * experiment.load / 100)
+    assert record.intensity_cross_check == []  # Chaos Mesh measures nothing: Prometheus judges
 
 
 def test_one_shot_pod_kill_does_not_wait_for_recovery(emulator: Any, kubeconfig: str) -> None:
@@ -105,7 +109,7 @@ def test_one_shot_pod_kill_does_not_wait_for_recovery(emulator: Any, kubeconfig:
     cluster.close()
     after = [(str(r.method), r.url.path) for r in emulator.requests()[count:]]
     assert after == [("method.DELETE", "/apis/chaos-mesh.org/v1alpha1/namespaces/hft/podchaos/hft-kill")]
-    assert run.to_summary()["action"] == "pod-kill"
+    assert run.record("pod-kill engine").action == "pod-kill"
 
 
 def test_injection_timeout_reports_container_record_failures(driver: KubernetesChaos, emulator: Any) -> None:
@@ -242,8 +246,8 @@ def test_dry_run_prints_and_injects_nothing(api: KubeApi, emulator: Any, echoed:
 DRIVER_SETUP = """
 import os, pathlib, sys, time
 from pytest_hftk8s import chaos
-from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
-from pytest_hftk8s.chaos.run import ChaosDriver
+from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos
+from pytest_hftk8s.chaos.driver import ChaosDriver
 from pytest_hftk8s.cluster.kubernetes import KubeApi, KubernetesCluster
 
 def make_driver():

@@ -36,3 +36,12 @@ def test_running_under_ten_minutes_keeps_doubling() -> None:
     backoff = CrashBackoff()
     _delays(backoff, 3)  # 0, 10, 20
     assert backoff.delay_after_exit(backoff._last_restart + 599) == 40
+
+
+def test_pod_kill_leaves_no_backoff_history() -> None:
+    """A pod-killed container restarts at once, and so does the replacement's first own exit (as a
+    new Kubernetes pod would); only its second exit waits kubelet's first 10 s step."""
+    from pytest_hftk8s.cluster.local.cluster import _ReplacementBackoff
+
+    backoff = _ReplacementBackoff(1.0)
+    assert [backoff.delay_after_exit(t) for t in (0.0, 1.0, 2.0)] == [0.0, 0.0, 10.0]

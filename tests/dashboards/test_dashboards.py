@@ -67,9 +67,12 @@ def test_queries_use_only_contract_metrics() -> None:
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) missing")
 def test_queries_parse_as_promql(tmp_path: pathlib.Path) -> None:
-    # Grafana's $namespace variable is substituted the way Grafana would before Prometheus sees it.
+    # Grafana's variables are substituted the way Grafana would before Prometheus sees them.
     rules = [
-        {"record": f"hftk8s:dashboard_query:{i}", "expr": e.replace("$namespace", "hft")}
+        {
+            "record": f"hftk8s:dashboard_query:{i}",
+            "expr": e.replace("$namespace", "hft").replace("$__rate_interval", "1m"),
+        }
         for i, e in enumerate(_exprs())
     ]
     path = tmp_path / "rules.yml"
@@ -79,3 +82,11 @@ def test_queries_parse_as_promql(tmp_path: pathlib.Path) -> None:
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(rules)} rules found" in out.stdout
+
+
+def test_panels_come_from_the_slo_query_catalogue() -> None:
+    from pytest_hftk8s.slo import queries
+
+    catalogue = {q.render(window="$__rate_interval", window_wide="$__rate_interval") for _, row in
+                 queries.DASHBOARD_ROWS for _, _, targets in row for _, q in targets}  # fmt: skip
+    assert set(_exprs()) == catalogue

@@ -123,3 +123,9 @@ class ScriptedCluster:
 
     def close(self) -> None:
         self._note("close")
+
+    def share(self) -> dict[str, str]:
+        return {"journal": str(self.journal or "")}
+
+    def chaos_driver(self, *, run_id: str, allowed_contexts: Sequence[str], echo: object) -> object:
+        raise ClusterError("the scripted cluster injects no chaos; use the local cluster or a kube context")

@@ -49,3 +49,18 @@ def test_test_module_basenames_are_unique() -> None:
     names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
     dupes = sorted({n for n in names if names.count(n) > 1})
     assert not dupes, f"rename these test modules so each basename is unique: {dupes}"
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    # The README's first screen gives two commands; the second is the test run CI must repeat exactly.
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
+    assert len(commands) == 2, commands
+    assert commands[0].startswith("bash .ci/install && ")
+    assert "--hft-cluster=local" in commands[0]
+    test_command = commands[1].removeprefix("bash .ci/install && ")
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert "bash .ci/install" in ci
+    assert test_command in ci, f"expected .ci/run to run {test_command!r}"
+    assert "--with-e2e" in test_command  # CI runs the end-to-end tests too

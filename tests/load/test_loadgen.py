@@ -70,6 +70,12 @@ def test_requests_time_out_and_the_run_ends_on_time(target, tmp_path) -> None:
         s.errors.get("timeout", 0) + s.errors.get("unsent", 0) + s.errors.get("abandoned_at_deadline", 0)
         >= 18
     )
+    # A timeout is a latency (at the moment it timed out, from its intended send); a request never
+    # sent or abandoned is a failure, counted apart: together they are every request of the run.
+    assert s.timed_out == s.errors["timeout"]
+    assert s.latency_ms["max"] >= 300
+    assert s.unanswered == s.errors.get("unsent", 0) + s.errors.get("abandoned_at_deadline", 0)
+    assert s.timed_out + s.unanswered == s.scheduled
 
 
 def test_results_written_when_the_body_fails(target, tmp_path) -> None:
@@ -124,11 +130,9 @@ with driver.constant_rate(rate=100, duration=60, make_request=lambda s: raw):
     assert proc.returncode != 0  # KeyboardInterrupt propagated after cleanup
     (results,) = tmp_path.glob("*.json")
     data = json.loads(results.read_text())
-    assert data["ok"] >= 50
+    assert 50 <= data["ok"] <= 300  # about a second at 100/s: it stopped long before its 60 s
     assert data["valid"] is False
-    assert (
-        any("KeyboardInterrupt" in r or "stopped" in r for r in data["invalid_reasons"]) or data["ok"] < 6000
-    )
+    assert any("stopped early" in r for r in data["invalid_reasons"]), data["invalid_reasons"]
 
 
 def test_closed_loop_mode(target, tmp_path) -> None:

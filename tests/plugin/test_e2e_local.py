@@ -4,6 +4,7 @@ then nothing left behind. One full run serves both suites' checks (it is the slo
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pathlib
@@ -33,11 +34,23 @@ def _hft_leftovers() -> set[str]:
     return left
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root (mount namespaces, cgroups)")
-@pytest.mark.skipif(
-    shutil.which("postgres") is None and not pathlib.Path("/usr/lib/postgresql/15/bin/postgres").exists(),
-    reason="needs Debian's postgresql 15",
-)
+NEEDS_LOCAL_CLUSTER = [
+    pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster needs root (mount namespaces, cgroups)"),
+    pytest.mark.skipif(
+        shutil.which("postgres") is None and not pathlib.Path("/usr/lib/postgresql/15/bin/postgres").exists(),
+        reason="needs Debian's postgresql 15",
+    ),
+]
+#: Each test's SLO verdicts, from the serial run, for the run with two xdist workers to match.
+VERDICTS: dict[str, dict[str, bool]] = {}
+
+
+def _verdicts(summary: dict) -> dict[str, dict[str, bool]]:
+    return {t["nodeid"]: {s["name"]: s["passed"] for s in t["slos"]} for t in summary["tests"]}
+
+
+@NEEDS_LOCAL_CLUSTER[0]
+@NEEDS_LOCAL_CLUSTER[1]
 def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: list[str]) -> None:
     before = _hft_leftovers()
     result = pytester.runpytest_subprocess(
@@ -52,22 +65,39 @@ def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: li
     out = result.stdout.str()
     result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(
-        ["*[[]hftk8s[]] pod * starting*", "*[[]hftk8s[]] load baseline: offered 300/s, current*"]
+        [
+            "*[[]hftk8s[]] pod * starting*",
+            "*[[]hftk8s[]] capacity: * requests/s closed loop; the suites offer *",
+            "*[[]hftk8s[]] load baseline: offered *, current*",
+        ]
     )
     summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
     assert summary["platform"]["ready_seconds"] < 60, out
+    assert summary["capacity"]["source"] == "measured"
+    assert summary["capacity"]["offered_rate"] == pytest.approx(
+        0.3 * summary["capacity"]["closed_loop_rate"], rel=0.01
+    )
     baseline_tests = [t for t in summary["tests"] if "test_baseline.py" in t["nodeid"]]
     slos = {s["name"]: s for t in baseline_tests for s in t["slos"]}
     assert set(slos) == {
         "throughput",
         "p99_order_latency_ms",
+        "client_p99_latency_ms",
+        "orders_traded",
+        "fill_integrity",
         "registration_success",
         "no_crashloopbackoff",
         "bounded_restarts",
         "no_oomkilled",
     }
     assert all(s["passed"] for s in slos.values()), slos
+    assert "server-side p99" in slos["client_p99_latency_ms"]["message"]
+    (baseline,) = [t for t in baseline_tests if t["nodeid"].endswith("test_baseline_throughput_and_latency")]
+    assert baseline["loads"][0]["mix"] == {"limit": 0.6, "cancel": 0.25, "cross": 0.15}
+    assert baseline["rates"]["fills_per_s"] > 0, baseline["rates"]  # the flow trades, seen by Prometheus
+    assert slos["fill_integrity"]["detail"]["fills"] > 0  # and the double-apply check ran on real fills
     assert (pytester.path / "hft-report" / "index.html").exists()
+    VERDICTS.update(_verdicts(summary))
     _check_resilience(summary)
     print(
         f"ready_seconds={summary['platform']['ready_seconds']:.2f} "
@@ -83,17 +113,47 @@ def test_bundled_suite_on_local_cluster(pytester: pytest.Pytester, base_args: li
     assert not left, f"left behind: {sorted(left)}"
 
 
+@NEEDS_LOCAL_CLUSTER[0]
+@NEEDS_LOCAL_CLUSTER[1]
+def test_bundled_suite_with_two_xdist_workers(pytester: pytest.Pytester, base_args: list[str]) -> None:
+    """``-n 2``: no skips, and the same SLO verdicts as the serial run (load and chaos take turns)."""
+    pytest.importorskip("xdist")
+    before = _hft_leftovers()
+    result = pytester.runpytest_subprocess(
+        *base_args, "--hft-cluster=local", "--pyargs", "pytest_hftk8s.suites", "-n", "2", timeout=600
+    )
+    result.assert_outcomes(passed=9)
+    summary = json.loads((pytester.path / "hft-report" / "summary.json").read_text())
+    assert summary["capacity"]["source"] == "measured"  # measured once, by one worker, known to all
+    windows = sorted((t["window"]["start"], t["window"]["end"], t["nodeid"]) for t in summary["tests"])
+    for (_, end, first), (start, _, second) in itertools.pairwise(windows):
+        assert end <= start, f"{first} and {second} measured at the same time"
+    verdicts = _verdicts(summary)
+    if VERDICTS:  # the serial run ran in this session (it is the module's first test)
+        assert verdicts == VERDICTS
+    assert all(passed for slos in verdicts.values() for passed in slos.values()), verdicts
+    deadline = time.monotonic() + 20
+    while (left := _hft_leftovers() - before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"left behind: {sorted(left)}"
+
+
 def _check_resilience(summary: dict) -> None:
-    """summary.json carries each experiment's window, intensity, recovery and acked-vs-stored counts."""
+    """summary.json carries each experiment's window, judged intensity, recovery and database checks."""
     assert summary["baseline"]["achieved_rate"] > 0
     chaos = {c["experiment"]: c for t in summary["tests"] for c in t.get("chaos", [])}
     for name in ("stress-cpu backend", "stress-memory backend"):
         entry = chaos[name]
         assert entry["window"]["seconds"] > 1, entry["window"]
         assert entry["intensity_reached"] is True, entry["intensity"]
-    assert chaos["stress-cpu backend"]["probes"]["rounds"], "the continuous probe never ran"
-    assert chaos["stress-cpu backend"]["throughput"]["capacity_ratio"] > 0
-    assert chaos["stress-memory backend"]["oom_sequence"]["detected"] is True
+        assert {i["source"] for i in entry["intensity"]} == {"prometheus"}
+        assert {i["source"] for i in entry["intensity_cross_check"]} == {"cgroup"}
+    cpu = chaos["stress-cpu backend"]
+    assert cpu["probes"]["rounds"], "the continuous probe never ran"
+    assert cpu["figures"]["capacity_ratio"] > 0
+    (judged,), (cross,) = cpu["intensity"], cpu["intensity_cross_check"]
+    assert judged["observed"] == pytest.approx(cross["observed"], rel=0.10), (judged, cross)
+    assert chaos["stress-memory backend"]["oom_sequence"]["oom_killed_at"] is not None
     for target in ("backend", "engine", "postgres"):
         entry = chaos[f"pod-kill {target}"]
         assert entry["injected"] is True
@@ -101,8 +161,11 @@ def _check_resilience(summary: dict) -> None:
         acks = entry["acked_vs_stored"]
         assert acks["acked"] > 0
         assert acks["lost"] == 0
-        assert acks["duplicated"] == 0
-        assert acks["acked_stored"] == acks["acked"]
-    scaled = next(e for e in chaos.values() if e["experiment"].startswith("scale4"))
+        assert entry["fills"]["fills"] > 0
+        assert entry["fills"]["duplicated_fills"] == entry["fills"]["overfilled_orders"] == 0
+        assert entry["fills"]["book_mismatches"] == 0
+    digest = {r["experiment"]: r for r in summary["resilience"]}
+    assert digest["pod-kill engine"]["throughput"] > 0  # the kill's own load run, found by name
+    scaled = next(t["scale"][0] for t in summary["tests"] if t.get("scale"))
     assert scaled["engine_restarts"] == 0
-    assert scaled["load"]["achieved_rate"] > 0
+    assert scaled["backends_ready"] == 4

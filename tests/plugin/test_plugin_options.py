@@ -114,10 +114,14 @@ def test_bad_values_and_combinations_are_usage_errors(
 
 
 def test_bad_slo_file_is_a_usage_error(pytester: pytest.Pytester, base_args: list[str]) -> None:
-    pytester.path.joinpath("slos.yml").write_text("- expr: up\n  description: no comparison\n")
+    pytester.path.joinpath("slos.yml").write_text("- expr: rate(up[5m]\n  description: a typo\n")
     result = pytester.runpytest(*base_args, "--hft-cluster=local", "--hft-slo-file=slos.yml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--hft-slo-file:*entry 1: expr 'up' has no trailing alert comparison*"])
+    result.stderr.fnmatch_lines(
+        [
+            "*--hft-slo-file:*entry 1: expr 'rate(up*: the expression is not valid PromQL: unclosed left parenthesis*"
+        ]
+    )
 
 
 def test_precedence_flag_over_env_over_ini(
@@ -139,3 +143,23 @@ def test_bad_env_value_names_its_source(
     result = pytester.runpytest(*base_args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*environment variable HFT_LOAD_TIMEOUT: expected a number of seconds*"])
+
+
+def test_allow_context_is_repeatable_with_env_fallback(
+    pytester: pytest.Pytester, base_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(
+        """
+def pytest_configure(config):
+    from pytest_hftk8s.options import settings_from
+    s = settings_from(config)
+    print("ALLOW", ",".join(s.allow_context), "DRY", s.chaos_dry_run)
+"""
+    )
+    flags = pytester.runpytest_subprocess(
+        *base_args, "-s", "--hft-allow-context=a", "--hft-allow-context=b", "--hft-chaos-dry-run"
+    )
+    flags.stdout.fnmatch_lines(["*ALLOW a,b DRY True*"])
+    monkeypatch.setenv("HFT_ALLOW_CONTEXT", "x, y")
+    env = pytester.runpytest_subprocess(*base_args, "-s")
+    env.stdout.fnmatch_lines(["*ALLOW x,y DRY False*"])

@@ -16,24 +16,17 @@ from scripted_cluster import ScriptedCluster
 
 from pytest_hftk8s.errors import GateTimeout
 from pytest_hftk8s.gate import GateConfig
-from pytest_hftk8s.options import HftSettings
-from pytest_hftk8s.session import STATE_NAME, PlatformLease
+from pytest_hftk8s.orchestration.lease import STATE_NAME, PlatformLease
+from pytest_hftk8s.settings import HftSettings
 
 
 def _settings(**overrides: object) -> HftSettings:
     values: dict[str, object] = {
         "cluster": "scripted",
-        "profile": "local",
-        "namespace": "hft",
-        "keep": False,
-        "report_dir": pathlib.Path("r"),
         "prometheus_url": "http://127.0.0.1:9",
-        "slo_file": None,
         "deploy_timeout": 10.0,
         "gate_timeout": 5.0,
         "load_timeout": 10.0,
-        "backoff_scale": 1.0,
-        "explicit": frozenset(),
     }
     values.update(overrides)
     return HftSettings(**values)  # type: ignore[arg-type]
@@ -45,6 +38,7 @@ def _lease(tmp_path: pathlib.Path, cluster: ScriptedCluster, **settings: object)
         shared_dir=tmp_path,
         session_start=time.time(),
         make_cluster=lambda: cluster,
+        attach_cluster=lambda shared: cluster,
         render=lambda profile: [{"kind": "Namespace", "metadata": {"name": "hft"}}],
         gate_config=GateConfig(timeout_s=2, poll_s=0.01, dns_streak=1, warmup_streak=1),
     )

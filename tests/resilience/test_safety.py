@@ -11,16 +11,12 @@ import pytest
 from resilience_support import start_inner
 
 from pytest_hftk8s.errors import ChaosRefused
-from pytest_hftk8s.options import HftSettings
-from pytest_hftk8s.resilience.fixture import check_context
+from pytest_hftk8s.orchestration.chaos import check_context
+from pytest_hftk8s.settings import HftSettings
 
 
 def _settings(cluster: str, allow: tuple[str, ...] = ()) -> HftSettings:
-    return HftSettings(
-        cluster=cluster, profile="local", namespace="hft", keep=False, report_dir=pathlib.Path("r"),
-        prometheus_url=None, slo_file=None, deploy_timeout=1, gate_timeout=1, load_timeout=1,
-        backoff_scale=1.0, explicit=frozenset(), allow_contexts=allow,
-    )  # fmt: skip
+    return HftSettings(cluster=cluster, allow_context=allow)
 
 
 def test_context_allow_list() -> None:

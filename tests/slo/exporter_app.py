@@ -5,8 +5,9 @@ Run as ``python exporter_app.py PORT``. It serves, on one keep-alive HTTP/1.1 po
   POST /v1/users       counts hft_registrations_total{outcome="success"}, returns {"api_key": ...}
   POST /v1/orders      counts hft_orders_total{outcome="accepted"} and observes
                        hft_order_latency_seconds (value from X-Latency header, default 1 ms)
-  POST /ctl            {"op": "inc"|"set", "metric": ..., "labels": {...}, "value": n} drives any
-                       metric below directly, e.g. a CrashLoopBackOff waiting reason
+  POST /ctl            {"op": "inc"|"set"|"grow", "metric": ..., "labels": {...}, "value": n} drives
+                       any metric below directly, e.g. a CrashLoopBackOff waiting reason; "grow"
+                       adds n per second to a counter until set to 0 (CPU seconds of a container)
 It stands in for the platform only in tests of the plugin's own machinery (SLOs, load, report).
 """
 
@@ -32,6 +33,7 @@ LATENCY = Histogram(
 # Export the common outcomes at 0 from the start: rate() cannot see the jump of a series that is
 # born mid-window, so a counter must exist before the window opens (the platform does the same).
 ORDERS.labels(outcome="accepted")
+ORDERS.labels(outcome="rejected")  # the platform exports every outcome from the start too
 REGS.labels(outcome="success")
 POD = ["namespace", "pod", "container"]
 METRICS = {
@@ -49,7 +51,18 @@ METRICS = {
     "kube_pod_container_status_restarts_total": Counter(
         "kube_pod_container_status_restarts", "restarts", POD, registry=REG
     ),
+    # What a kube context's kube-state-metrics and kubelet cAdvisor export about a container.
+    "kube_pod_container_resource_limits": Gauge(
+        "kube_pod_container_resource_limits", "limits", [*POD, "resource", "unit"], registry=REG
+    ),
+    "container_cpu_usage_seconds_total": Counter("container_cpu_usage_seconds", "cpu", POD, registry=REG),
+    "container_memory_working_set_bytes": Gauge(
+        "container_memory_working_set_bytes", "memory", POD, registry=REG
+    ),
+    "container_oom_events_total": Counter("container_oom_events", "oom", POD, registry=REG),
 }
+#: (metric, labels) -> amount added per second by the ticker: a counter that grows like CPU seconds.
+GROWING: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
 
 def respond(status: int, body: bytes, ctype: str = "application/json") -> bytes:
@@ -69,7 +82,12 @@ def handle(method: str, path: str, headers: dict[str, str], body: bytes) -> byte
         return respond(201, json.dumps({"api_key": uuid.uuid4().hex}).encode())
     if method == "POST" and path == "/ctl":
         cmd = json.loads(body)
-        metric = METRICS[cmd["metric"]].labels(**cmd.get("labels", {}))
+        labels = cmd.get("labels", {})
+        if cmd["op"] == "grow":  # {"op": "grow", "value": per second}: 0 stops it
+            GROWING[(cmd["metric"], tuple(sorted(labels.items())))] = float(cmd.get("value", 0))
+            METRICS[cmd["metric"]].labels(**labels)
+            return respond(200, b"{}")
+        metric = METRICS[cmd["metric"]].labels(**labels)
         getattr(metric, cmd["op"])(cmd.get("value", 1))
         return respond(200, b"{}")
     return respond(404, b'{"detail":"not found"}')
@@ -99,7 +117,16 @@ class Conn(asyncio.Protocol):
             self.t.write(handle(method, path.split("?", 1)[0], headers, body))  # type: ignore[attr-defined]
 
 
+async def grow(tick: float = 0.1) -> None:
+    while True:
+        await asyncio.sleep(tick)
+        for (name, labels), per_second in list(GROWING.items()):
+            if per_second:
+                METRICS[name].labels(**dict(labels)).inc(per_second * tick)
+
+
 async def main(port: int) -> None:
+    asyncio.get_running_loop().create_task(grow())
     server = await asyncio.get_running_loop().create_server(Conn, "127.0.0.1", port)
     print("ready", flush=True)
     async with server:

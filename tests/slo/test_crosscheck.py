@@ -7,10 +7,11 @@ from __future__ import annotations
 import pytest
 from slo_servers import Exporter
 
-from pytest_hftk8s.load.api import order_request
+from pytest_hftk8s.load.api import order_body, order_request
 from pytest_hftk8s.load.driver import LoadDriver
+from pytest_hftk8s.slo import queries
 from pytest_hftk8s.slo.evaluate import evaluate
-from pytest_hftk8s.slo.model import Slo, Window
+from pytest_hftk8s.slo.model import Slo
 from pytest_hftk8s.slo.prom import PromClient
 
 pytestmark = pytest.mark.slow
@@ -23,7 +24,10 @@ def test_prometheus_throughput_matches_generator_count_within_2_percent(
     host = f"127.0.0.1:{exporter.port}"
 
     def make(seq: int) -> bytes:
-        return order_request(seq, run_id="xcheck", api_key="k", host=host)
+        body = order_body(
+            client_order_id=f"x-{seq}", symbol="AAPL", side="buy", kind="limit", qty=1, price=99.0
+        )
+        return order_request(body, api_key="k", host=host)
 
     with driver.constant_rate(rate=800, duration=6, make_request=make, connections=8) as run:
         pass
@@ -31,17 +35,10 @@ def test_prometheus_throughput_matches_generator_count_within_2_percent(
     assert summary is not None
     assert summary.valid, summary.invalid_reasons
     assert summary.errors == {}
-    window = Window(summary.order_window["start"], summary.order_window["end"])
+    window = summary.order_window
     own_rate = summary.ok / window.seconds
     (prom_rate,) = evaluate(
-        [
-            Slo(
-                name="rate",
-                expr='sum(rate(hft_orders_total{outcome="accepted"}[$window]))',
-                comparator=">",
-                threshold=0,
-            )
-        ],
+        [Slo(name="rate", expr=queries.ACCEPTED_RATE.expr, comparator=">", threshold=0)],
         window,
         prom,
     )

@@ -8,9 +8,10 @@ import pathlib
 import pytest
 
 from pytest_hftk8s.errors import ConfigError, SloViolation
+from pytest_hftk8s.results import SloResult, Window
 from pytest_hftk8s.slo import builtin
 from pytest_hftk8s.slo.evaluate import check
-from pytest_hftk8s.slo.model import Slo, SloResult, Window, compare
+from pytest_hftk8s.slo.model import Alert, Slo, compare
 from pytest_hftk8s.slo.profile import from_marker, load_file, parse_profile
 
 
@@ -82,10 +83,12 @@ def test_builtin_names_and_parameters() -> None:
         "throughput",
         "registration_success",
         "p99_order_latency_ms",
+        "client_p99_latency_ms",
         "no_crashloopbackoff",
         "bounded_restarts",
         "no_oomkilled",
     ]
+    assert builtin.builtin("client_p99_latency", max_ms=80).max_ms == 80
 
 
 def test_marker_forms() -> None:
@@ -102,15 +105,15 @@ def test_marker_forms() -> None:
         from_marker(("nope",), {})
 
 
-def test_alert_profile_negates_the_alert_condition(tmp_path: pathlib.Path) -> None:
+def test_alert_profile_entries_are_kube_burner_alerts(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "alerts.yml"
     path.write_text(
         """
 - expr: 1000 * histogram_quantile(0.99, sum by (le) (rate(hft_order_latency_seconds_bucket[{{.elapsed}}]))) > 50
   description: p99 order latency above 50 ms
   severity: error
-- expr: sum(rate(hft_orders_total{outcome="rejected"}[$window])) >= 1
-  description: orders rejected
+- expr: up{job="kube-state-metrics"} == 0
+  description: kube-state-metrics is down
   severity: warning
 - name: accepted
   expr: sum(increase(hft_orders_total{outcome="accepted"}[$window]))
@@ -118,11 +121,15 @@ def test_alert_profile_negates_the_alert_condition(tmp_path: pathlib.Path) -> No
   threshold: [1, 1000000000]
 """
     )
-    p99, rejected, accepted = load_file(path)
+    p99, down, accepted = load_file(path)
+    assert isinstance(p99, Alert)
     assert p99.name == "p99_order_latency_above_50_ms"
-    assert (p99.comparator, p99.threshold, p99.blocking) == ("<=", 50.0, True)
-    assert p99.expr.endswith("[{{.elapsed}}])))")
-    assert (rejected.comparator, rejected.threshold, rejected.blocking) == ("<", 1.0, False)
+    assert p99.blocking
+    assert p99.expr.endswith("[{{.elapsed}}]))) > 50")  # the whole alert, comparison included
+    assert isinstance(down, Alert)
+    assert down.expr == 'up{job="kube-state-metrics"} == 0'  # "== 0" alerts load too
+    assert not down.blocking
+    assert isinstance(accepted, Slo)
     assert (accepted.comparator, accepted.threshold) == ("between", [1, 1000000000])
 
 
@@ -130,7 +137,7 @@ def test_alert_profile_negates_the_alert_condition(tmp_path: pathlib.Path) -> No
     ("text", "needle"),
     [
         ("[]", "non-empty YAML list"),
-        ("- expr: up\n  description: no comparison", "no trailing alert comparison"),
+        ("- expr: sum(rate(up[5m])\n  description: a typo", "is not valid PromQL"),
         ("- expr: up > 1\n  severity: fatal", "severity must be"),
         ("- expr: up > 1\n  colour: red", "unknown keys ['colour']"),
         ("- expr: up\n  comparator: '>='", "give both 'comparator' and 'threshold'"),
@@ -149,8 +156,9 @@ def test_bad_profiles_say_what_is_wrong(tmp_path: pathlib.Path, text: str, needl
 
 
 def test_profile_mapping_form() -> None:
-    (slo,) = parse_profile({"slos": [{"expr": "up < 1", "description": "target down"}]})
-    assert (slo.expr, slo.comparator, slo.threshold) == ("up", ">=", 1.0)
+    (alert,) = parse_profile({"slos": [{"expr": "up < 1", "description": "target down"}]})
+    assert isinstance(alert, Alert)
+    assert (alert.name, alert.expr) == ("target_down", "up < 1")
 
 
 def _result(passed: bool, severity: str = "error", observed: float | None = 0.5) -> SloResult:
@@ -161,7 +169,7 @@ def _result(passed: bool, severity: str = "error", observed: float | None = 0.5)
         threshold=0.95,
         observed=observed,
         passed=passed,
-        window={"start": 0.0, "end": 10.0, "seconds": 10.0},
+        window=Window(0.0, 10.0),
         severity=severity,
     )
 

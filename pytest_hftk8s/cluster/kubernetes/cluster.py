@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_hftk8s.cluster.base import (
@@ -366,3 +366,15 @@ class KubernetesCluster:
             fwd.close()
         self._forwards.clear()
         self.api.close()
+
+    def chaos_driver(
+        self, *, run_id: str, allowed_contexts: Sequence[str], echo: Callable[[str], None]
+    ) -> Any:
+        """Chaos Mesh custom resources in this namespace; refuses contexts not in ``allowed_contexts``."""
+        from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos
+
+        return KubernetesChaos.for_cluster(self, run_id=run_id, allowed_contexts=allowed_contexts, echo=echo)
+
+    def share(self) -> Mapping[str, str]:
+        """A kube context is shared state: other processes need only its name and the namespace."""
+        return {"context": self.name, "namespace": self.namespace}

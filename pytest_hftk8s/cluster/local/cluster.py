@@ -80,6 +80,7 @@ class LocalCluster:
         self.state_dir = Path(state_dir)
         self.backoff_scale = backoff_scale
         self._progress = progress or (lambda _msg: None)
+        self._control: Any = None  # the ControlServer, once another process was offered the cluster
         self.swept = sweep(self.state_dir)
         for line in self.swept:
             log.warning("local cluster: %s", line)
@@ -115,6 +116,9 @@ class LocalCluster:
     @property
     def limits_enforced(self) -> bool:
         return self.cgroup_support.enforced
+
+    def progress(self, message: str) -> None:
+        self._progress(message)
 
     # -- deploy ---------------------------------------------------------------------------------
 
@@ -295,7 +299,14 @@ class LocalCluster:
                 pods=tuple(p.status() for p in self._pods),
                 workloads=tuple(self.workloads()),
                 containers=tuple(
-                    ContainerSample(p.name, c.spec.name, c.spec.image, c.cgroup)
+                    ContainerSample(
+                        p.name,
+                        c.spec.name,
+                        c.spec.image,
+                        c.cgroup,
+                        c.spec.cpu_limit_millis,
+                        c.spec.memory_limit_bytes,
+                    )
                     for p in self._pods
                     for c in p.containers
                 ),
@@ -401,6 +412,25 @@ class LocalCluster:
         after :meth:`delete_all`.
         """
         atexit.unregister(self.delete_all)
+
+    def chaos_driver(
+        self, *, run_id: str, allowed_contexts: Sequence[str], echo: Callable[[str], None]
+    ) -> Any:
+        """The local chaos driver (``local`` is always an allowed context)."""
+        from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
+
+        return LocalChaos(self, run_id=run_id, echo=echo)
+
+    def share(self) -> Mapping[str, str]:
+        """Serve this cluster to other processes (xdist workers) on a control socket; idempotent."""
+        from pytest_hftk8s.cluster.local.remote import ControlServer
+
+        with self._lock:
+            if self._deleted:
+                raise ClusterError("this LocalCluster was deleted; there is nothing to share")
+            if self._control is None:
+                self._control = ControlServer(self, directory=self.runtime_dir)
+            return self._control.shared()
 
     # -- local extras for chaos and the failure bundle -----------------------------------------
 
@@ -508,6 +538,8 @@ class LocalCluster:
                 return
             self._deleted = True
         atexit.unregister(self.delete_all)
+        if self._control is not None:
+            self._control.close()  # removes chaos other processes left injected
         self._stop.set()
         running: list[Container] = []
         try:

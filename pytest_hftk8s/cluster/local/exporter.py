@@ -29,6 +29,8 @@ class ContainerSample:
     container: str
     image: str
     cgroup: ContainerCgroup | None
+    cpu_limit_millis: int | None = None
+    memory_limit_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,18 @@ def render_kube_state(snap: MetricsSnapshot) -> str:
     family("kube_pod_container_status_last_terminated_reason", "gauge", "Describes the last reason the container was in terminated state.",
            [({"namespace": ns, "pod": p.name, "uid": f"local-{p.name}", "container": c.name, "reason": c.last_terminated_reason}, 1.0)
             for p, c in containers if c.last_terminated_reason])  # fmt: skip
+    limits = [
+        (c, resource, unit, value)
+        for c in snap.containers
+        for resource, unit, value in (
+            ("cpu", "core", c.cpu_limit_millis / 1000 if c.cpu_limit_millis else None),
+            ("memory", "byte", c.memory_limit_bytes),
+        )
+        if value
+    ]
+    family("kube_pod_container_resource_limits", "gauge", "The number of requested limit resource by a container.",
+           [({"namespace": ns, "pod": c.pod, "uid": f"local-{c.pod}", "container": c.container, "node": snap.node,
+              "resource": resource, "unit": unit}, float(value)) for c, resource, unit, value in limits])  # fmt: skip
     deployments = [w for w in snap.workloads if w.kind == "Deployment"]
     statefulsets = [w for w in snap.workloads if w.kind == "StatefulSet"]
     family("kube_deployment_spec_replicas", "gauge", "Number of desired pods for a deployment.",

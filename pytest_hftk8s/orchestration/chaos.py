@@ -1,12 +1,14 @@
 """What the ``hft_chaos`` fixture hands out: chaos experiments as context managers, safety-checked,
-injected through the cluster's driver, probed while they run, and recorded in the test's report.
+injected through the cluster's own driver, probed while they run, judged, and recorded.
 
 ``with hft_chaos.stress_cpu(target="backend", load=80, duration="10s") as exp: exp.wait()`` builds the
-experiment with :mod:`pytest_hftk8s.chaos.experiments`, injects it with :class:`LocalChaos` (local) or
-:class:`KubernetesChaos` (a kube context), runs the optional continuous probes, and always removes it
-(the drivers' ``finally`` plus the registry's SIGINT/atexit guards; the fixture's teardown removes
-anything still live). The kube-context allow-list is checked by :func:`check_context` *before* any
-connection. This module never builds chaos objects by hand and never evaluates SLOs itself.
+experiment with :mod:`pytest_hftk8s.chaos.experiments`, takes the measurement lock, injects it with
+the driver the cluster brings (:meth:`~pytest_hftk8s.cluster.base.Cluster.chaos_driver`), runs the
+optional continuous probes, and always removes it (the driver's ``finally`` plus the registry's
+SIGINT/atexit guards; the fixture's teardown removes anything still live). After removal the
+intensity of a stress is judged from Prometheus (:mod:`pytest_hftk8s.slo.intensity`) - the same
+judgement on every backend - and the typed record goes into the test's report. The kube-context
+allow-list is checked before any connection. This module never names a backend class.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from pytest_hftk8s.chaos import experiments as ex
-from pytest_hftk8s.chaos.run import ChaosRun
-from pytest_hftk8s.chaos.safety import check_allowed, render_dry_run
-from pytest_hftk8s.errors import ChaosError
-from pytest_hftk8s.options import HftSettings
+from pytest_hftk8s.chaos.driver import ChaosDriver, ChaosRun, DryRunDriver
+from pytest_hftk8s.chaos.safety import check_allowed
+from pytest_hftk8s.cluster.select import allowed_contexts, context_of
+from pytest_hftk8s.errors import ChaosError, ConfigError
+from pytest_hftk8s.orchestration.recorder import state_of
+from pytest_hftk8s.results import ChaosRecord
+from pytest_hftk8s.settings import HftSettings
+from pytest_hftk8s.slo import intensity
+from pytest_hftk8s.slo.prom import PromClient, PromError
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.orchestration.runtime import HftRuntime
 
 #: Methods of :class:`HftChaos` a ``@pytest.mark.hft_chaos(kind, ...)`` may name.
 KINDS = (
@@ -36,84 +48,26 @@ KINDS = (
 )
 
 
-def context_of(settings: HftSettings) -> str:
-    """The kube context chaos would hit: ``local`` for the embedded cluster, else the resolved context."""
-    from pytest_hftk8s.cluster.select import CONTEXT_ALIASES
-
-    cluster = settings.cluster or ""
-    return "local" if cluster == "local" else CONTEXT_ALIASES.get(cluster, cluster)
-
-
 def check_context(settings: HftSettings, *, what: str = "chaos") -> None:
     """Raise :class:`~pytest_hftk8s.errors.ChaosRefused` unless the selected context is allowed.
 
     Pure: called before the platform (and any cluster connection) is acquired. An alias given to
     ``--hft-allow-context`` (``kind``) also allows the context it stands for (``kind-kind``).
     """
-    from pytest_hftk8s.cluster.select import CONTEXT_ALIASES
-
-    allowed = set(settings.allow_contexts)
-    allowed |= {CONTEXT_ALIASES[a] for a in settings.allow_contexts if a in CONTEXT_ALIASES}
-    check_allowed(context=context_of(settings), allowed=allowed, what=what)
-
-
-class DryRunDriver:
-    """Renders each experiment as YAML and injects nothing (``--hft-chaos-dry-run``); needs no cluster."""
-
-    def __init__(self, *, namespace: str, run_id: str, echo: Callable[[str], None]) -> None:
-        self.namespace = namespace
-        self.run_id = run_id
-        self.echo = echo
-
-    @contextlib.contextmanager
-    def inject(
-        self, experiment: ex.Experiment | ex.Schedule, *, name: str | None = None
-    ) -> Iterator[ChaosRun]:
-        obj = experiment.to_object(namespace=self.namespace, run_id=self.run_id, name=name)
-        run = ChaosRun(
-            kind=obj["kind"],
-            name=obj["metadata"]["name"],
-            namespace=self.namespace,
-            plural=experiment.plural,
-            object=obj,
-            dry_run=True,
-        )
-        self.echo("hftk8s chaos dry run (nothing injected):\n" + render_dry_run([obj]))
-        try:
-            yield run
-        finally:
-            run.ended_at = time.time()
-            run.removed = True
-
-    def remove(self, run: ChaosRun) -> None:
-        run.removed = True
-
-    def sweep(self, namespace: str | None = None) -> list[str]:
-        return []
-
-
-def make_driver(cluster: Any, *, settings: HftSettings, run_id: str, echo: Callable[[str], None]) -> Any:
-    """The chaos driver for ``cluster``: LocalChaos for the embedded cluster, KubernetesChaos otherwise."""
-    from pytest_hftk8s.cluster.local import LocalCluster
-
-    if isinstance(cluster, LocalCluster):
-        from pytest_hftk8s.chaos.on_local import LocalChaos
-
-        return LocalChaos(cluster, echo=echo)
-    from pytest_hftk8s.chaos.on_kubernetes import KubernetesChaos
-
-    return KubernetesChaos.for_cluster(
-        cluster, run_id=run_id, allowed_contexts=(context_of(settings), *settings.allow_contexts), echo=echo
+    check_allowed(
+        context=context_of(settings.cluster or ""),
+        allowed=allowed_contexts(settings.allow_context),
+        what=what,
     )
 
 
 class Experiment:
-    """One experiment in a test: its :class:`ChaosRun`, its probe, its report entry."""
+    """One experiment in a test: its :class:`ChaosRun`, its probe, and its typed record."""
 
-    def __init__(self, run: ChaosRun, *, duration: float | None, entry: dict[str, Any]) -> None:
+    def __init__(self, run: ChaosRun, *, duration: float | None, label: str) -> None:
         self.run = run
         self.duration = duration
-        self.entry = entry
+        self.record = ChaosRecord(experiment=label)
         self.stopped = threading.Event()  # set when a probe ended the experiment early
         self.probe: Any = None
 
@@ -125,6 +79,10 @@ class Experiment:
     def stopped_early(self) -> bool:
         return self.stopped.is_set()
 
+    @property
+    def intensity_reached(self) -> bool | None:
+        return self.record.intensity_reached
+
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep until the experiment's duration is over (or a probe stopped it); True if stopped early."""
         remaining = (self.injected_at + self.duration - time.time()) if self.duration else 0.0
@@ -132,9 +90,14 @@ class Experiment:
             remaining = min(remaining, timeout)
         return self.stopped.wait(max(0.0, remaining))
 
-    def note(self, **values: Any) -> None:
-        """Add measurements (recovery time, counts...) to this experiment's report entry."""
-        self.entry.update(values)
+    def note(self, *, load: str | None = None, **figures: float) -> None:
+        """Name the load run this experiment ran under, and add named figures (seconds, ratios, counts)."""
+        if load is not None:
+            self.record.load = load
+        for key, value in figures.items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise ConfigError(f"experiment note {key}={value!r}: expected a number")
+            self.record.figures[key] = float(value)
 
 
 class HftChaos:
@@ -142,17 +105,21 @@ class HftChaos:
 
     def __init__(
         self,
-        driver: Any,
+        driver: ChaosDriver,
         *,
-        record: Callable[[dict[str, Any]], None],
+        record: Callable[[ChaosRecord], None],
+        before_inject: Callable[[], None] = lambda: None,
         prometheus_url: str | None = None,
+        namespace: str = "",
         variables: Callable[[], dict[str, Any]] | None = None,
         resolve: Callable[[Sequence[Any]], list[Any]] | None = None,
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.driver = driver
         self._record = record
+        self._before_inject = before_inject
         self._prometheus_url = prometheus_url
+        self._namespace = namespace
         self._variables = variables or dict
         self._resolve = resolve or list
         self._progress = progress or (lambda _m: None)
@@ -225,14 +192,14 @@ class HftChaos:
     ) -> Iterator[Experiment]:
         """Inject any built experiment; see the module docstring. Removal is guaranteed."""
         duration = ex.duration_seconds(experiment.duration) if experiment.duration else None
-        entry: dict[str, Any] = {
-            "experiment": f"{getattr(experiment, 'short', experiment.kind)} {experiment.target}"
-        }
+        label = f"{getattr(experiment, 'short', experiment.kind)} {experiment.target}"
+        if not self.dry_run:
+            self._before_inject()
         with self.driver.inject(experiment, name=name) as run:
-            handle = Experiment(run, duration=duration, entry=entry)
+            handle = Experiment(run, duration=duration, label=label)
             self.experiments.append(handle)
-            self._record(entry)
-            self._progress(f"chaos {run.kind} {run.name}: injected ({entry['experiment']})")
+            self._record(handle.record)
+            self._progress(f"chaos {run.kind} {run.name}: injected ({label})")
             if probes and not run.dry_run:
                 handle.probe = self._start_probe(
                     handle, probes, probe_interval, probe_window, stop_on_failure
@@ -258,7 +225,7 @@ class HftChaos:
 
         def on_failure(round_: Any) -> None:
             handle.stopped.set()
-            handle.entry["stopped_early"] = {"at": round_.at, "reason": "a continuous probe failed"}
+            handle.record.stopped_early = f"a continuous probe failed at {round_.at:.3f}"
             self.driver.remove(handle.run)  # idempotent; the with-block's finally finds it removed
 
         return ContinuousProbe(
@@ -273,20 +240,33 @@ class HftChaos:
         ).start()
 
     def _finish(self, handle: Experiment) -> None:
-        run = handle.run
-        summary = run.to_summary()
-        start, end = run.window
-        end = end or time.time()
-        summary["window"] = {"start": start, "end": end, "seconds": max(0.0, end - start)}
-        summary["records"] = [dict(r) for r in run.records if isinstance(r, dict)]
+        """Fill the typed record from the run, then judge a stress's intensity from Prometheus."""
+        fresh = handle.run.record(handle.record.experiment)
+        record = handle.record
+        for name in ("kind", "name", "namespace", "action", "dry_run", "window", "requested_at", "injected",
+                     "containers", "requested", "intensity_cross_check"):  # fmt: skip
+            setattr(record, name, getattr(fresh, name))
         if handle.probe is not None:
-            summary["probes"] = handle.probe.summary()
-        handle.entry.update(summary)
-        handle.entry.setdefault("stopped_early", False)
-        reached = summary.get("intensity_reached")
+            record.probes = handle.probe.summary()
+        if self._prometheus_url is not None and not record.dry_run:
+            client = PromClient(self._prometheus_url)
+            try:
+                record.intensity = intensity.judge(record, client, namespace=self._namespace)
+            except PromError as e:
+                record.cleanup = f"intensity not judged: {e}"
+            finally:
+                client.close()
+            if record.intensity:
+                record.intensity_reached = all(i.reached for i in record.intensity)
+        reached = record.intensity_reached
+        seconds = record.window.seconds if record.window else 0.0
         self._progress(
-            f"chaos {run.kind} {run.name}: removed after {summary['window']['seconds']:.1f}s"
-            + ("" if reached is None else f", intensity {'reached' if reached else 'NOT reached'}")
+            f"chaos {handle.run.kind} {handle.run.name}: removed after {seconds:.1f}s"
+            + (
+                ""
+                if reached is None
+                else f", intensity {'reached' if reached else 'NOT reached'} (Prometheus)"
+            )
         )
 
     def close(self) -> list[str]:
@@ -305,36 +285,38 @@ def _probe_options(kw: dict[str, Any]) -> dict[str, Any]:
     return {k: kw.pop(k) for k in keys if k in kw}
 
 
-def serve(runtime: Any, request: Any) -> Iterator[HftChaos]:
+def serve(runtime: HftRuntime, request: pytest.FixtureRequest) -> Iterator[HftChaos]:
     """The ``hft_chaos`` fixture body: refuse early, pick the driver, apply the marker, always clean up."""
-    from pytest_hftk8s.runtime import state_of
+    from pytest_hftk8s.orchestration import slos
 
-    settings: HftSettings = runtime.settings
+    settings = runtime.settings
     item = request.node
     state = state_of(item)
+    run_id = secrets.token_hex(4)
     if settings.chaos_dry_run:
-        driver: Any = DryRunDriver(
-            namespace=settings.namespace, run_id=secrets.token_hex(4), echo=runtime.progress
-        )
+        driver: ChaosDriver = DryRunDriver(namespace=settings.namespace, run_id=run_id, echo=runtime.progress)
         chaos = HftChaos(driver, record=state.chaos.append, progress=runtime.progress)
     else:
         check_context(settings, what=f"chaos for {item.nodeid}")  # before any connection
         platform = request.getfixturevalue("hft_platform")
-        if platform.cluster is None:
-            import pytest
+        allowed = (context_of(settings.cluster or ""), *sorted(allowed_contexts(settings.allow_context)))
+        driver = platform.cluster.chaos_driver(run_id=run_id, allowed_contexts=allowed, echo=runtime.progress)
 
-            pytest.skip(
-                "this xdist worker attached to a local cluster another worker owns; run chaos without -n"
-            )
-        driver = make_driver(
-            platform.cluster, settings=settings, run_id=secrets.token_hex(4), echo=runtime.progress
-        )
+        def resolve_probes(checks: Sequence[Any]) -> list[Any]:
+            client = PromClient(platform.prometheus_url)
+            try:
+                return slos.resolve(runtime, checks, client, slos.variables(runtime, state, live=True))[0]
+            finally:
+                client.close()
+
         chaos = HftChaos(
             driver,
             record=state.chaos.append,
+            before_inject=lambda: runtime.hold_measurement(),
             prometheus_url=platform.prometheus_url,
-            variables=lambda: probe_variables(platform.namespace, state),
-            resolve=lambda slos: resolve_probes(runtime, slos, platform.namespace, state),
+            namespace=platform.namespace,
+            variables=lambda: slos.variables(runtime, state, live=True),
+            resolve=resolve_probes,
             progress=runtime.progress,
         )
     with contextlib.ExitStack() as stack:
@@ -345,38 +327,15 @@ def serve(runtime: Any, request: Any) -> Iterator[HftChaos]:
         finally:
             left = chaos.close()
             if left:
-                state.chaos.append({"cleanup": f"removed {left} at teardown (still live after the test)"})
+                state.notes.append(f"removed {left} at teardown (still live after the test)")
 
 
 def from_marker(chaos: HftChaos, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``@pytest.mark.hft_chaos("stress_cpu", target="backend", load=80, duration="10s")``."""
     kind = args[0] if args else kwargs.pop("kind", None)
     if kind not in KINDS or len(args) > 1:
-        from pytest_hftk8s.errors import ConfigError
-
         raise ConfigError(
             f"@pytest.mark.hft_chaos: expected one positional kind among {', '.join(KINDS)} plus keywords; "
             f"got args {args!r}"
         )
     return getattr(chaos, kind)(**dict(kwargs))
-
-
-def probe_variables(namespace: str, state: Any) -> dict[str, Any]:
-    """PromQL variables for probes: the namespace, and the offered rate of the test's open-loop runs."""
-    variables: dict[str, Any] = {"namespace": namespace}
-    offered = sum(r.rate for r in state.loads if getattr(r, "mode", "") == "open" and r.summary is None)
-    if offered:
-        variables["offered_rate"] = f"{offered:.6g}"
-    return variables
-
-
-def resolve_probes(runtime: Any, slos: Sequence[Any], namespace: str, state: Any) -> list[Any]:
-    """Probe SLOs with baseline-relative ones made absolute against the session's baseline."""
-    from pytest_hftk8s.slo.prom import PromClient
-
-    client = PromClient(runtime.platform.prometheus_url)
-    try:
-        plain, _extras = runtime.resolve_relative(list(slos), client, probe_variables(namespace, state))
-    finally:
-        client.close()
-    return plain

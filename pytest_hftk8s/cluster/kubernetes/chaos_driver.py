@@ -4,7 +4,9 @@ Creates an experiment in the test namespace, waits (bounded) for ``AllInjected``
 records, and always removes it: in the context manager's ``finally``, on SIGINT and at exit (through
 :mod:`pytest_hftk8s.chaos.registry`). :meth:`KubernetesChaos.sweep` deletes whatever a killed run
 left behind. Every request goes through :class:`~pytest_hftk8s.cluster.kubernetes.KubeApi`; this
-module never imports ``kubernetes`` itself and knows nothing of the local backend.
+module never imports ``kubernetes`` itself and knows nothing of the local backend. Whether a
+stress reached its intensity is judged from Prometheus (cAdvisor sees chaos-daemon's stress-ng in
+the target container's cgroup) by :mod:`pytest_hftk8s.slo.intensity`, as on every backend.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_hftk8s.chaos import registry
+from pytest_hftk8s.chaos.driver import ChaosRun
 from pytest_hftk8s.chaos.experiments import (
     GROUP,
     MANAGED_BY_LABEL,
@@ -23,13 +26,14 @@ from pytest_hftk8s.chaos.experiments import (
     Experiment,
     Schedule,
 )
-from pytest_hftk8s.chaos.run import ChaosRun
 from pytest_hftk8s.chaos.safety import check_allowed, dry_run
 from pytest_hftk8s.cluster.kubernetes.api import ApiNotFound, KubeApi
-from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
 from pytest_hftk8s.errors import ChaosError, ClusterError
 
-__all__ = ["CHAOS_PLURALS", "ChaosRun", "KubernetesChaos"]  # ChaosRun re-exported
+if TYPE_CHECKING:
+    from pytest_hftk8s.cluster.kubernetes.cluster import KubernetesCluster
+
+__all__ = ["CHAOS_PLURALS", "KubernetesChaos"]
 
 #: Every kind the plugin creates, swept by label at session start.
 CHAOS_PLURALS = ("stresschaos", "podchaos", "networkchaos", "schedules")

@@ -1,12 +1,13 @@
 """The local chaos driver: the same experiments as on Kubernetes, injected into a LocalCluster.
 
-Its job: read an experiment built by :mod:`.experiments`, select target pods by its label selector
-and mode (one, all, fixed, fixed-percent, random-max-percent) and its container names, translate it
-into the local backend's primitives (:mod:`pytest_hftk8s.cluster.local.chaos`: stress-ng inside the
+Its job: read an experiment built by :mod:`pytest_hftk8s.chaos.experiments`, select target pods by
+its label selector and mode (one, all, fixed, fixed-percent, random-max-percent) and its container
+names, translate it into the local backend's primitives (:mod:`.chaos`: stress-ng inside the
 container's cgroups, SIGKILL of process groups, SIGSTOP for pod-failure, a fault proxy for network
 chaos), and always remove it: in the context manager's ``finally``, on SIGINT and at exit through
-:mod:`.registry`; the cluster's state file covers a run killed outright. It never touches processes,
-signals or cgroups itself, and knows nothing of the Kubernetes driver.
+:mod:`pytest_hftk8s.chaos.registry`; the cluster's state file covers a run killed outright. Its own
+cgroup reading of a stress's intensity is a cross-check: the judgement is made from Prometheus by
+:mod:`pytest_hftk8s.slo.intensity`, the same on every backend.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_hftk8s.chaos import registry
+from pytest_hftk8s.chaos import experiments, registry
+from pytest_hftk8s.chaos.driver import ChaosRun
 from pytest_hftk8s.chaos.experiments import (
     Experiment,
     NetworkDelay,
@@ -31,31 +33,25 @@ from pytest_hftk8s.chaos.experiments import (
     StressMemory,
     duration_seconds,
 )
-from pytest_hftk8s.chaos.run import ChaosRun
 from pytest_hftk8s.chaos.safety import check_allowed, dry_run
-from pytest_hftk8s.cluster.local import LocalCluster
 from pytest_hftk8s.cluster.local import chaos as local
 from pytest_hftk8s.cluster.local.netproxy import Faults
 from pytest_hftk8s.cluster.local.stress import StressSpec
 from pytest_hftk8s.errors import ChaosError
 
-__all__ = ["ChaosRun", "LocalChaos", "size_bytes"]
+if TYPE_CHECKING:
+    from pytest_hftk8s.cluster.local.cluster import LocalCluster
 
-_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
-_UNITS |= {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
+__all__ = ["LocalChaos", "size_bytes"]
+
 _TIME = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def size_bytes(size: str, *, total_memory: int | None = None) -> int:
-    """A StressChaos memory size in bytes (``"256MB"`` decimal, ``"1GiB"`` binary, ``"50%"`` of RAM)."""
-    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB|%)", size)
-    if m is None:
-        raise ChaosError(f"memory size: expected e.g. '256MB', '1GiB' or '50%', got {size!r}")
-    number, unit = float(m.group(1)), m.group(2)
-    if unit == "%":  # Chaos Mesh: a percentage of the machine's total memory
-        total = total_memory or os_total_memory()
-        return int(total * number / 100)
-    return int(number * _UNITS[unit])
+    """A StressChaos memory size in bytes; ``"50%"`` is of this machine's memory, as Chaos Mesh reads it."""
+    return experiments.size_bytes(
+        size, total_memory=total_memory or (os_total_memory() if size.endswith("%") else 0)
+    )
 
 
 def os_total_memory() -> int:
@@ -124,13 +120,26 @@ class LocalChaos:
     @contextlib.contextmanager
     def inject(self, experiment: Experiment | Schedule, *, name: str | None = None) -> Iterator[ChaosRun]:
         """Inject ``experiment``, verify it took effect, yield; remove it however the block ends."""
-        run = ChaosRun.for_experiment(
-            experiment, namespace=self.namespace, run_id=self.run_id, name=name, dry_run=self.dry_run
-        )
         if self.dry_run:
+            run = ChaosRun.for_experiment(
+                experiment, namespace=self.namespace, run_id=self.run_id, name=name, dry_run=True
+            )
             with dry_run(run, echo=self.echo):
                 yield run
             return
+        run = self.start(experiment, name=name)
+        try:
+            yield run
+        finally:
+            self.remove(run)
+
+    def start(self, experiment: Experiment | Schedule, *, name: str | None = None) -> ChaosRun:
+        """Inject and verify; on failure nothing stays injected. Pair every call with :meth:`remove`.
+
+        The run is in the removal registry (SIGINT, atexit) from before the first change until
+        :meth:`remove`, so a Ctrl-C at any point leaves nothing injected.
+        """
+        run = ChaosRun.for_experiment(experiment, namespace=self.namespace, run_id=self.run_id, name=name)
         check_allowed(context="local", allowed=(), what=f"{run.kind} {run.name}")
         if isinstance(experiment, Schedule):
             raise ChaosError(
@@ -140,13 +149,10 @@ class LocalChaos:
         registry.register(run.key, lambda: self.remove(run))
         try:
             self._inject(experiment, run)
-            yield run
-        finally:
-            try:
-                self.remove(run)
-            finally:
-                registry.unregister(run.key)
-                run.ended_at = time.time()
+        except BaseException:
+            self.remove(run)
+            raise
+        return run
 
     def _targets(self, experiment: Experiment, run: ChaosRun) -> list[local.TargetContainer]:
         names = tuple(getattr(experiment, "containers", ()) or ())
@@ -206,9 +212,11 @@ class LocalChaos:
             raise ChaosError(f"{run.kind} {run.name}: no local mapping for {type(experiment).__name__}")
         self._live[run.key] = injection
         injection.start()
+        # Injected when the effect began (its duration runs from here, as Chaos Mesh counts it); the
+        # check that it took effect comes after and may take a few samples.
+        run.injected_at = time.time()
         if isinstance(injection, local.StressInjection):
             injection.verify(timeout=self.verify_timeout)
-        run.injected_at = time.time()
         run.records = injection.records()
 
     @staticmethod
@@ -253,8 +261,10 @@ class LocalChaos:
                 injection.recover()
                 run.records = injection.records()
             run.removed = True
+            run.ended_at = time.time()
         finally:
             run._lock.release()
+            registry.unregister(run.key)
 
     def sweep(self, namespace: str | None = None) -> list[str]:
         """What the cluster's start-up sweep removed of killed runs (stress-ng lives in their cgroups)."""

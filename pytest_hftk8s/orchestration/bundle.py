@@ -3,8 +3,8 @@
 Pod states (with last probe errors), events, each pod's log tail, the test's SLO results and PromQL
 diagnostics of its window (``promql.json``: ``{"slos": [...], "diagnostics": [...]}``) go
 to ``<report>/bundles/<test>/`` as files, and a short text for the pytest report section is returned.
-It reads the :class:`~pytest_hftk8s.cluster.base.Cluster` contract only and never raises: a part
-that cannot be collected is written down as such.
+It reads the :class:`~pytest_hftk8s.cluster.base.Cluster` contract and the catalogue's diagnostics
+only, and never raises: a part that cannot be collected is written down as such.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from dataclasses import asdict
 from typing import Any
 
 from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.results import SloResult, Window, to_dict
+from pytest_hftk8s.slo.diagnostics import snapshot
+from pytest_hftk8s.slo.prom import PromClient, PromError
 
 LOG_TAIL = 100
 
@@ -30,7 +33,7 @@ def collect(
     *,
     nodeid: str,
     directory: pathlib.Path,
-    slos: Sequence[Mapping[str, Any]] = (),
+    slos: Sequence[SloResult] = (),
     diagnostics: Sequence[Mapping[str, Any]] = (),
     error: str = "",
 ) -> tuple[pathlib.Path, str]:
@@ -40,14 +43,13 @@ def collect(
     lines = [f"failure bundle: {out}"]
     if error:
         (out / "error.txt").write_text(error)
-    promql = {"slos": list(slos), "diagnostics": list(diagnostics)}
+    promql = {"slos": [to_dict(s) for s in slos], "diagnostics": list(diagnostics)}
     (out / "promql.json").write_text(json.dumps(promql, indent=2, default=str))
     for s in slos:
-        mark = "ok " if s.get("passed") else "MISS"
-        lines.append(
-            f"  [{mark}] {s.get('name')}: {s.get('observed')} {s.get('comparator')} {s.get('threshold')}"
-        )
-        lines.append(f"         {s.get('query')}")
+        mark = "ok " if s.passed else "MISS"
+        lines.append(f"  [{mark}] {s.name}: {s.observed} {s.comparator} {s.threshold}")
+        if s.query:
+            lines.append(f"         {s.query}")
     lines.extend(_diagnostic_lines(diagnostics))
     if cluster is None:
         lines.append("  (no cluster handle in this process: pod states, events and logs not collected)")
@@ -97,3 +99,18 @@ def _try(call: Any, lines: list[str], what: str) -> Any:
     except Exception as e:  # the bundle must never hide the real failure behind its own
         lines.append(f"  ({what} unavailable: {type(e).__name__}: {e})")
         return None
+
+
+def diagnostics(prometheus_url: str, window: Window, *, namespace: str) -> list[dict[str, Any]]:
+    """The catalogue's diagnostics over ``window``; an unreachable Prometheus is written down, not raised."""
+    try:
+        client = PromClient(prometheus_url, timeout_s=2.0)
+    except Exception as e:  # the bundle must never hide the real failure behind its own
+        return [{"name": "prometheus", "error": f"{type(e).__name__}: {e}"}]
+    try:
+        lookback = 1.5 * client.scrape_interval()
+        return snapshot(client, window.with_lookback(lookback), namespace=namespace)
+    except PromError as e:
+        return [{"name": "prometheus", "error": str(e)}]
+    finally:
+        client.close()

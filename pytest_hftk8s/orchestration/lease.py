@@ -1,15 +1,16 @@
-"""Orchestration of the platform's life in one test session: select, render, deploy, gate, tear down.
+"""The platform's life in one test session (deploy, gate, share, tear down) and the measurement lock.
 
 :class:`PlatformLease` deploys at most once per session even with xdist: workers serialise on a file
 lock in a directory they share, and a JSON file holds the reference count and what the owner
-published (addresses, ready time); the reference count is the list of live holder pids, so a
-worker that crashed without releasing does not hold the platform forever. The worker that deployed
-owns the platform - for the local
-backend its processes are children of that worker - so on release the owner waits (bounded) until
-the reference count drops to zero, i.e. until the last worker is out, and then tears it down.
-Teardown runs in ``finally`` paths, also on KeyboardInterrupt, unless ``--hft-keep``.
+published (addresses, ready time, what its cluster shares, the session baseline); the reference count
+is the list of live holder pids, so a worker that crashed without releasing does not hold the
+platform forever. The worker that deployed owns it - for the local backend its processes are
+children of that worker, and other workers reach them through what the cluster shares - so on
+release the owner waits (bounded) until the last worker is out, then tears it down. Teardown runs in
+``finally`` paths, also on KeyboardInterrupt, unless ``--hft-keep``.
 
-No pytest imports here: the plugin passes plain settings and callbacks in.
+:class:`MeasurementLock` lets one test at a time, across all workers, drive load or inject chaos, so
+no test's window carries another test's load or stress. No pytest imports here.
 """
 
 from __future__ import annotations
@@ -18,47 +19,62 @@ import contextlib
 import json
 import os
 import pathlib
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import psutil
+
 from pytest_hftk8s.cluster.base import Cluster
-from pytest_hftk8s.errors import ClusterError, HftError
+from pytest_hftk8s.errors import ClusterError, GateTimeout, HftError
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
-from pytest_hftk8s.options import HftSettings
+from pytest_hftk8s.results import PlatformInfo
+from pytest_hftk8s.settings import HftSettings
 
 Progress = Callable[[str], None]
-ClusterFactory = Callable[[], Cluster]
 
 LOCK_NAME = "hftk8s-platform.lock"
 STATE_NAME = "hftk8s-platform.json"
+MEASURE_LOCK_NAME = "hftk8s-measure.lock"
 #: How long an owner waits for other xdist workers to finish with the platform before tearing down.
 OWNER_WAIT_S = 4 * 3600.0
 
 
 @dataclass
 class Platform:
-    """What the tests get: where the platform serves, and how long it took to become ready."""
+    """What the tests get: where the platform serves, its cluster, and how long it took to be ready."""
 
     namespace: str
     nginx: tuple[str, int]
     prometheus_url: str
     ready_seconds: float
+    cluster: Cluster
     gate_durations: dict[str, float] = field(default_factory=dict)
-    cluster: Cluster | None = None  # None in an xdist worker that attached to another's platform
     owner: bool = False
     cluster_name: str = ""
+    progress: Progress | None = None
 
-    def info(self) -> dict[str, Any]:
-        return {
-            "cluster": self.cluster_name,
-            "namespace": self.namespace,
-            "nginx": f"http://{self.nginx[0]}:{self.nginx[1]}",
-            "prometheus_url": self.prometheus_url,
-            "ready_seconds": self.ready_seconds,
-            "gates": self.gate_durations,
-        }
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.nginx[0]}:{self.nginx[1]}"
+
+    def info(self) -> PlatformInfo:
+        return PlatformInfo(
+            cluster=self.cluster_name,
+            namespace=self.namespace,
+            nginx=self.api_url,
+            prometheus_url=self.prometheus_url,
+            ready_seconds=self.ready_seconds,
+            gates=dict(self.gate_durations),
+        )
+
+    def wait_ready(self, *, timeout_s: float = 90.0) -> float:
+        """Gate the platform again (after a fault), bounded; returns the seconds it took."""
+        began = time.monotonic()
+        ReadinessGate(self.cluster, config=GateConfig(timeout_s=timeout_s), progress=self.progress).wait()
+        return time.monotonic() - began
 
 
 @dataclass
@@ -67,6 +83,8 @@ class _Shared:
     deployed: bool = False
     owner_pid: int = 0
     published: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, str] = field(default_factory=dict)  # what the owner's cluster shares
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the session baseline
 
 
 class PlatformLease:
@@ -78,7 +96,8 @@ class PlatformLease:
         *,
         shared_dir: pathlib.Path,
         session_start: float,
-        make_cluster: ClusterFactory,
+        make_cluster: Callable[[], Cluster],
+        attach_cluster: Callable[[Mapping[str, str]], Cluster],
         render: Callable[[str], list[dict[str, Any]]],
         progress: Progress | None = None,
         gate_config: GateConfig | None = None,
@@ -87,6 +106,7 @@ class PlatformLease:
         self.shared_dir = shared_dir
         self.session_start = session_start
         self._make_cluster = make_cluster
+        self._attach_cluster = attach_cluster
         self._render = render
         self._progress = progress or (lambda _m: None)
         self._gate_config = gate_config or GateConfig(timeout_s=settings.gate_timeout)
@@ -106,7 +126,12 @@ class PlatformLease:
                     self.platform = self._attach(shared)
                 else:
                     self.platform = self._deploy()
-                    shared = _Shared(deployed=True, owner_pid=os.getpid(), published=self.platform.info())
+                    shared = _Shared(
+                        deployed=True,
+                        owner_pid=os.getpid(),
+                        published=asdict(self.platform.info()),
+                        shared=dict(self.platform.cluster.share()),
+                    )
                 shared.holders.append(os.getpid())
                 self._write(shared)
         except Timeout as e:
@@ -130,10 +155,28 @@ class PlatformLease:
             self._write(shared)
         if platform.owner:
             self._wait_for_others(lock)
-            self._teardown(platform)
+            self._teardown_cluster(platform.cluster)
             with lock:
                 (self.shared_dir / STATE_NAME).unlink(missing_ok=True)
+        else:
+            with contextlib.suppress(HftError):
+                platform.cluster.close()
         self.platform = None
+
+    def publish(self, key: str, value: Any) -> None:
+        """Share a JSON-ready value with every worker of the session (first writer wins)."""
+        from filelock import FileLock
+
+        with FileLock(str(self.shared_dir / LOCK_NAME), timeout=60):
+            shared = self._read()
+            shared.extra.setdefault(key, value)
+            self._write(shared)
+
+    def published(self, key: str) -> Any:
+        from filelock import FileLock
+
+        with FileLock(str(self.shared_dir / LOCK_NAME), timeout=60):
+            return self._read().extra.get(key)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -162,24 +205,24 @@ class PlatformLease:
             cluster=cluster,
             owner=True,
             cluster_name=cluster.name,
+            progress=self._progress,
         )
 
     def _attach(self, shared: _Shared) -> Platform:
-        info = shared.published
-        host, port = info["nginx"].removeprefix("http://").rsplit(":", 1)
-        cluster: Cluster | None = None
-        if self.settings.cluster != "local":
-            cluster = self._make_cluster()  # a kube context is shared state: any worker may talk to it
+        info = PlatformInfo(**shared.published)
+        host, port = info.nginx.removeprefix("http://").rsplit(":", 1)
+        cluster = self._attach_cluster(shared.shared)
         self._progress(f"attached to the platform deployed by pid {shared.owner_pid}")
         return Platform(
-            namespace=info["namespace"],
+            namespace=info.namespace,
             nginx=(host, int(port)),
-            prometheus_url=self.settings.prometheus_url or info["prometheus_url"],
-            ready_seconds=info["ready_seconds"],
-            gate_durations=info.get("gates", {}),
+            prometheus_url=self.settings.prometheus_url or info.prometheus_url,
+            ready_seconds=info.ready_seconds,
+            gate_durations=dict(info.gates),
             cluster=cluster,
             owner=False,
-            cluster_name=info.get("cluster", ""),
+            cluster_name=info.cluster,
+            progress=self._progress,
         )
 
     def _wait_for_others(self, lock: Any) -> None:
@@ -188,16 +231,12 @@ class PlatformLease:
         while time.monotonic() < deadline:
             with lock:
                 # A worker that died without releasing (xdist crash) no longer counts.
-                if not [pid for pid in self._read().holders if _alive(pid)]:
+                if not [pid for pid in self._read().holders if psutil.pid_exists(pid)]:
                     return
             if not noted:
                 self._progress("other workers still use the platform; waiting for the last one out")
                 noted = True
             time.sleep(0.5)
-
-    def _teardown(self, platform: Platform) -> None:
-        if platform.cluster is not None:
-            self._teardown_cluster(platform.cluster)
 
     def _teardown_cluster(self, cluster: Cluster) -> None:
         if self.settings.keep:
@@ -223,7 +262,7 @@ class PlatformLease:
                 f"{path} is not valid JSON ({e}); delete it if no test session is running"
             ) from e
         shared = _Shared(**data)
-        if shared.deployed and shared.owner_pid and not _alive(shared.owner_pid):
+        if shared.deployed and shared.owner_pid and not psutil.pid_exists(shared.owner_pid):
             return _Shared()  # its owner died: what it deployed went with it (or is swept by the backend)
         return shared
 
@@ -234,10 +273,60 @@ class PlatformLease:
         tmp.replace(path)
 
 
+class MeasurementLock:
+    """One test at a time, across every xdist worker, drives load or injects chaos.
+
+    Taken when a test starts its first load run or experiment (:meth:`hold`), kept until the test's
+    teardown is over (:meth:`release`), so its SLO window holds no one else's load or stress. Waiting
+    is bounded by ``--hft-measure-timeout``.
+    """
+
+    def __init__(
+        self, shared_dir: pathlib.Path, *, timeout_s: float, progress: Progress | None = None
+    ) -> None:
+        from filelock import FileLock
+
+        shared_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(shared_dir / MEASURE_LOCK_NAME), thread_local=False)
+        self.timeout_s = timeout_s
+        self._progress = progress or (lambda _m: None)
+        self._guard = threading.Lock()
+        self.holder: str | None = None
+        self.waited_s = 0.0
+
+    def hold(self, nodeid: str) -> None:
+        from filelock import Timeout
+
+        with self._guard:
+            if self.holder == nodeid:
+                return
+            if self.holder is not None:
+                raise HftError(f"{nodeid} wants the measurement lock while {self.holder} still holds it")
+            began = time.monotonic()
+            try:
+                self._lock.acquire(timeout=0)
+            except Timeout:
+                self._progress(f"{nodeid}: waiting for another worker's load or chaos to finish")
+                try:
+                    self._lock.acquire(timeout=self.timeout_s)
+                except Timeout as e:
+                    raise GateTimeout(
+                        f"{nodeid} waited {self.timeout_s:g}s for the measurement lock (another xdist worker's "
+                        "load or chaos); raise --hft-measure-timeout, or run fewer workers"
+                    ) from e
+            self.waited_s = time.monotonic() - began
+            self.holder = nodeid
+
+    def release(self, nodeid: str | None = None) -> None:
+        with self._guard:
+            if self.holder is None or (nodeid is not None and self.holder != nodeid):
+                return
+            self.holder = None
+            self._lock.release()
+
+
 def _bounded(call: Callable[[], None], timeout: float, *, what: str) -> None:
     """Run ``call`` on a helper thread; raise ClusterError if it has not returned in ``timeout`` s."""
-    import threading
-
     error: list[BaseException] = []
 
     def target() -> None:
@@ -255,13 +344,3 @@ def _bounded(call: Callable[[], None], timeout: float, *, what: str) -> None:
         )
     if error:
         raise error[0]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

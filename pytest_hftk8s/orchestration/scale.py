@@ -1,0 +1,137 @@
+"""The field report's scaled case on any backend: another replica profile beside the session's platform.
+
+:func:`run_scaled` measures the session platform's closed-loop capacity (the one-backend baseline),
+then deploys ``profile`` (e.g. ``scale4``: 4 backend replicas, 1 engine, the same limits) into its own
+namespace through the cluster selector - a second local cluster, or a second namespace of the kube
+context - gates it, drives the same closed-loop load through its nginx, reads every pod's restarts
+and termination reasons, and always deletes it. When the session itself runs ``profile`` it measures
+the session's platform and there is no one-backend run to compare with. It measures; the test judges.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.gate import GateConfig, ReadinessGate
+from pytest_hftk8s.manifests import render
+from pytest_hftk8s.orchestration.load import driver_for
+from pytest_hftk8s.orchestration.recorder import state_of
+from pytest_hftk8s.results import LoadSummary, ScaleRecord, Window
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.orchestration.runtime import HftRuntime
+
+
+def _restarts(cluster: Cluster, workload: str) -> tuple[int, bool]:
+    pods = [p for p in cluster.pods() if p.workload == workload]
+    return (
+        sum(c.restart_count for p in pods for c in p.containers),
+        any(c.last_terminated_reason == "OOMKilled" for p in pods for c in p.containers),
+    )
+
+
+def _closed_loop(
+    runtime: HftRuntime,
+    item: pytest.Item,
+    nginx: tuple[str, int],
+    *,
+    name: str,
+    connections: int,
+    duration: float,
+) -> LoadSummary:
+    driver = driver_for(runtime, item)
+    driver.target = nginx
+    with driver.closed_loop(connections=connections, duration=duration, name=name) as run:
+        pass
+    assert run.summary is not None
+    return run.summary
+
+
+def run_scaled(
+    runtime: HftRuntime, item: pytest.Item, *, profile: str, duration: float, connections: int = 32
+) -> tuple[ScaleRecord, LoadSummary, LoadSummary | None]:
+    """(the scale record, the scaled run, the one-backend run on the session platform or ``None``)."""
+    platform = runtime.require_platform()
+    runtime.hold_measurement()
+    one: LoadSummary | None = None
+    if runtime.settings.profile == profile:
+        cluster, nginx, deployed_s, namespace = platform.cluster, platform.nginx, 0.0, platform.namespace
+        scaled = _measure(
+            runtime, item, cluster, nginx, profile, namespace, duration, connections, deployed_s
+        )
+        return (*scaled, one)
+    one = _closed_loop(
+        runtime, item, platform.nginx, name="scale-1-backend", connections=connections, duration=duration
+    )
+    namespace = f"{platform.namespace}-scale"
+    began = time.monotonic()
+    cluster = runtime.another_cluster(namespace)
+    try:
+        cluster.apply(render(profile, root=runtime.settings.manifests_dir))
+        ReadinessGate(
+            cluster, config=GateConfig(timeout_s=runtime.settings.gate_timeout), progress=runtime.progress
+        ).wait()
+        address = cluster.service_address("nginx", 80)
+        scaled = _measure(
+            runtime, item, cluster, (address.host, address.port), profile, namespace, duration, connections,
+            time.monotonic() - began,
+        )  # fmt: skip
+        scaled[0].baseline_load = one.name
+        return (*scaled, one)
+    finally:
+        try:
+            cluster.delete_all()
+        finally:
+            cluster.close()
+
+
+def _measure(
+    runtime: HftRuntime,
+    item: pytest.Item,
+    cluster: Cluster,
+    nginx: tuple[str, int],
+    profile: str,
+    namespace: str,
+    duration: float,
+    connections: int,
+    deployed_s: float,
+) -> tuple[ScaleRecord, LoadSummary]:
+    engine_before, _ = _restarts(cluster, "engine")
+    began = time.time()
+    name = f"{profile}-closed-loop"
+    load = _closed_loop(runtime, item, nginx, name=name, connections=connections, duration=duration)
+    time.sleep(1.0)  # a crash right at the end of the load still shows as a restart
+    engine_after, engine_oom = _restarts(cluster, "engine")
+    backends = [p for p in cluster.pods() if p.workload == "backend"]
+    record = ScaleRecord(
+        profile=profile,
+        namespace=namespace,
+        window=Window(began, time.time()),
+        deploy_and_gates_s=round(deployed_s, 2),
+        backends_ready=sum(1 for p in backends if p.ready),
+        backend_restarts=sum(c.restart_count for p in backends for c in p.containers),
+        engine_restarts=engine_after - engine_before,
+        engine_oomkilled=engine_oom,
+        load=name,
+    )
+    state_of(item).scale.append(record)
+    return record, load
+
+
+class ScaleRunner:
+    """What the ``hft_scale`` fixture hands out: ``run(profile=..., duration=...)`` for the running test."""
+
+    def __init__(self, runtime: HftRuntime, item: pytest.Item) -> None:
+        self._runtime = runtime
+        self._item = item
+
+    def run(
+        self, *, profile: str, duration: float, connections: int = 32
+    ) -> tuple[ScaleRecord, LoadSummary, LoadSummary | None]:
+        return run_scaled(
+            self._runtime, self._item, profile=profile, duration=duration, connections=connections
+        )

@@ -1,0 +1,435 @@
+"""The typed records every part of the plugin hands to the others: windows, load summaries, SLO
+results, chaos records, measured series, and one test's record.
+
+Plain frozen-or-simple dataclasses and two functions to turn them into JSON-ready dicts and back
+(``to_dict`` / ``from_dict``, the latter through ``dacite``). The report, the summary, the digest and
+the plots read only these types, never pytest objects. No I/O and no imports from the rest of the
+package: this module is the bottom of the house.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+__all__ = [
+    "AckCheck",
+    "ActionCounts",
+    "Baseline",
+    "Capacity",
+    "ChaosRecord",
+    "DigestRow",
+    "FillCheck",
+    "Intensity",
+    "LoadSummary",
+    "OomSequence",
+    "PlatformInfo",
+    "Recovery",
+    "ScaleRecord",
+    "Series",
+    "SessionReport",
+    "SloResult",
+    "TestRecord",
+    "Totals",
+    "Window",
+    "from_dict",
+    "to_dict",
+]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A closed time range in epoch seconds (wall clock, the clock Prometheus stamps samples with).
+
+    ``lookback`` widens event-counter queries (``$window_wide``) by about one scrape interval, so a
+    change just after the window opened, before its first sample, is still seen.
+    """
+
+    start: float
+    end: float
+    lookback: float = 0.0
+    seconds: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seconds", max(0.0, self.end - self.start))
+
+    @property
+    def promql_range(self) -> str:
+        # Milliseconds, not whole seconds: rounding a 6.001 s window up to [7s] would dilute a rate
+        # by 1/7 with samples from before the window.
+        return f"{max(1, round(self.seconds * 1000))}ms"
+
+    @property
+    def promql_range_wide(self) -> str:
+        return f"{max(1, round((self.seconds + self.lookback) * 1000))}ms"
+
+    def with_lookback(self, lookback: float) -> Window:
+        return Window(self.start, self.end, lookback)
+
+    def covering(self, other: Window) -> Window:
+        """The smallest window holding both."""
+        return Window(min(self.start, other.start), max(self.end, other.end), self.lookback)
+
+
+@dataclass(frozen=True)
+class Series:
+    """Equal-width samples: ``values[i]`` covers ``[start + i*step, start + (i+1)*step)``."""
+
+    name: str
+    start: float
+    step: float
+    values: tuple[float, ...]
+    unit: str = ""
+
+    def points(self) -> list[tuple[float, float]]:
+        return [(self.start + i * self.step, v) for i, v in enumerate(self.values)]
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.values) * self.step
+
+
+@dataclass
+class ActionCounts:
+    """One kind of request in an order flow (limit, cancel, cross): how many were due and answered."""
+
+    scheduled: int = 0
+    ok: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoadSummary:
+    """One load run as the generator measured it. Latencies count from each request's intended send
+    time; ``histogram`` is the HDR histogram's compressed encoding (microseconds)."""
+
+    name: str
+    mode: str  # "open" (constant rate) | "closed"
+    offered_rate: float  # requests/s due (0 for closed loop)
+    duration_s: float
+    window: Window  # registrations included
+    order_window: Window  # the schedule only
+    users: int
+    registrations_ok: int
+    registrations_failed: int
+    scheduled: int
+    sent: int
+    completed: int
+    ok: int
+    achieved_rate: float  # 2xx answers/s over the order window
+    statuses: dict[str, int]
+    errors: dict[str, int]
+    latency_ms: dict[str, float]  # answered and timed-out requests (a timeout counts at its time)
+    cpu: dict[str, float]
+    schedule: dict[str, float]
+    valid: bool
+    invalid_reasons: list[str] = field(default_factory=list)
+    results_file: str = ""
+    timeout_s: float = 0.0
+    timed_out: int = 0
+    unanswered: int = 0  # never sent, or sent on a connection that was lost before its answer
+    mix: dict[str, float] = field(default_factory=dict)
+    actions: dict[str, ActionCounts] = field(default_factory=dict)
+    offered_order_rate: float = 0.0  # order placements/s due (the flow's cancels are not orders)
+    order_prefix: str = ""
+    histogram: str = ""
+    timeline: Series | None = None  # 2xx answers per 100 ms of wall clock
+
+
+@dataclass
+class Intensity:
+    """What a stress experiment asked of one container and what was observed there."""
+
+    container: str  # "pod/container"
+    kind: str  # "cpu" | "memory"
+    unit: str  # "cores" | "bytes"
+    requested: float
+    expected: float  # what can be reached: the request, capped by the container's limit
+    observed: float | None
+    reached: bool
+    source: str  # "prometheus" (the judgement) | "cgroup" (the local driver's cross-check)
+    limit: float | None = None
+    baseline: float = 0.0  # memory: the working set before the stress
+    oom_kills: int = 0
+    query: str = ""
+
+
+@dataclass
+class Recovery:
+    """Throughput around one fault, from a load run's 100 ms timeline (epoch seconds)."""
+
+    fault_at: float
+    floor_rate: float
+    resolution_s: float = 0.1
+    hold_s: float = 1.0
+    dipped: bool = False
+    dip_at: float | None = None
+    recovered_at: float | None = None
+    recovery_s: float | None = None  # recovered_at - fault_at; 0.0 when throughput never dipped
+    min_rate: float | None = None  # lowest per-bucket rate after the fault
+    observed_until: float | None = None
+
+
+@dataclass
+class AckCheck:
+    """Acknowledged orders against the database."""
+
+    acked: int
+    stored: int
+    acked_stored: int
+    lost: int
+    duplicated: int
+    stored_not_acked: int
+    lost_examples: list[str] = field(default_factory=list)
+    duplicated_examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FillCheck:
+    """Fill-level integrity: nothing applied twice, nothing over-filled, the book matches the database."""
+
+    orders: int
+    filled_orders: int  # orders with filled > 0
+    fills: int
+    duplicated_fills: int  # one (taker, maker) execution stored more than once
+    overfilled_orders: int  # fills add up to more than the order's quantity
+    accounting_mismatches: int  # orders.filled differs from the sum of its fills
+    book_mismatches: int  # price levels where the engine's book and PostgreSQL's open orders differ
+    open_orders: int = 0
+    symbols: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.duplicated_fills
+            or self.overfilled_orders
+            or self.accounting_mismatches
+            or self.book_mismatches
+        )
+
+
+@dataclass
+class OomSequence:
+    """When Prometheus first saw a container OOMKilled and then in CrashLoopBackOff."""
+
+    container: str
+    oom_killed_at: float | None = None
+    crashloop_at: float | None = None
+    queries: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def detected(self) -> bool:
+        return self.oom_killed_at is not None and self.crashloop_at is not None
+
+    @property
+    def in_order(self) -> bool:
+        return (
+            self.oom_killed_at is not None
+            and self.crashloop_at is not None
+            and self.oom_killed_at <= self.crashloop_at
+        )
+
+
+@dataclass
+class SloResult:
+    """One SLO evaluated over one window. ``observed`` is a value, a label->value map, or ``None``
+    (no data, which is a miss)."""
+
+    name: str
+    query: str
+    comparator: str
+    threshold: Any
+    observed: Any
+    passed: bool
+    window: Window
+    severity: str = "error"
+    unit: str = ""
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+    detail: Recovery | AckCheck | FillCheck | OomSequence | None = None  # what a measuring check measured
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity in ("critical", "error")
+
+
+@dataclass
+class ChaosRecord:
+    """One experiment in one test: what was injected where and when, and what was measured."""
+
+    experiment: str  # e.g. "stress-cpu backend"
+    kind: str = ""
+    name: str = ""
+    namespace: str = ""
+    action: str | None = None
+    dry_run: bool = False
+    window: Window | None = None  # from injection to removal (or to the end of its duration)
+    requested_at: float = 0.0  # when the driver was asked, before anything was changed
+    injected: bool = False
+    containers: list[str] = field(default_factory=list)
+    # The stressors / action parameters; stresses add "cpu_cores" or "memory_bytes" (what was asked).
+    requested: dict[str, Any] = field(default_factory=dict)
+    intensity: list[Intensity] = field(default_factory=list)  # judged from Prometheus
+    intensity_cross_check: list[Intensity] = field(default_factory=list)  # the driver's own reading
+    intensity_reached: bool | None = None
+    probes: dict[str, Any] | None = None
+    stopped_early: str = ""
+    load: str = ""  # the load run it ran under
+    recovery: Recovery | None = None
+    acked_vs_stored: AckCheck | None = None
+    fills: FillCheck | None = None
+    oom_sequence: OomSequence | None = None
+    figures: dict[str, float] = field(default_factory=dict)  # named measurements (capacity, restarts...)
+    cleanup: str = ""
+
+
+@dataclass
+class ScaleRecord:
+    """A run of another replica profile (e.g. 4 backends) deployed beside the session's platform."""
+
+    profile: str
+    namespace: str
+    window: Window
+    deploy_and_gates_s: float
+    backends_ready: int
+    backend_restarts: int
+    engine_restarts: int
+    engine_oomkilled: bool
+    load: str  # the load run's name in the same test record
+    baseline_load: str = ""  # the one-backend run it is compared with
+
+
+@dataclass
+class Baseline:
+    """The session's baseline window and what the load generator measured in it."""
+
+    window: Window
+    achieved_rate: float
+    offered_rate: float
+    source: str = ""
+    values: dict[str, float] = field(default_factory=dict)  # rendered query -> value over the window
+
+
+@dataclass
+class Capacity:
+    """What one backend of the deployed platform can take, and the rate the suites offer it.
+
+    Machines differ (the CPU model changes between runs): a load that is half of one machine's
+    capacity saturates another. With ``--hft-baseline-rate=auto`` the offered rate is a stated
+    share of the closed-loop capacity measured on this platform at the start of the session.
+    """
+
+    offered_rate: float  # requests/s the baseline and the resilience runs offer
+    source: str  # "measured" | "--hft-baseline-rate"
+    closed_loop_rate: float | None = None  # requests/s of the closed-loop run, when measured
+    connections: int = 0
+    utilization: float | None = None
+    window: Window | None = None
+    load: LoadSummary | None = None
+
+
+@dataclass
+class PlatformInfo:
+    cluster: str
+    namespace: str
+    nginx: str
+    prometheus_url: str
+    ready_seconds: float
+    gates: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TestRecord:
+    """Everything one test did with the platform, as the report reads it."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    nodeid: str
+    outcome: str = "passed"
+    phase: str = "call"
+    duration: float = 0.0
+    window: Window | None = None
+    slos: list[SloResult] = field(default_factory=list)
+    loads: list[LoadSummary] = field(default_factory=list)
+    chaos: list[ChaosRecord] = field(default_factory=list)
+    scale: list[ScaleRecord] = field(default_factory=list)
+    rates: dict[str, float] = field(default_factory=dict)  # from Prometheus: orders_per_s, fills_per_s
+    bundle: str = ""
+    longrepr: str = ""
+    plugin_overhead_s: float = 0.0
+
+    def load(self, name: str) -> LoadSummary | None:
+        return next((s for s in self.loads if s.name == name), None)
+
+
+T = TypeVar("T")
+
+
+def to_dict(record: Any) -> Any:
+    """A JSON-ready copy (non-finite floats become ``None``: JSON has no NaN or Infinity)."""
+    if dataclasses.is_dataclass(record) and not isinstance(record, type):
+        return _finite(dataclasses.asdict(record))
+    return _finite(record)
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Rebuild a record written by :func:`to_dict` (e.g. one that crossed from an xdist worker)."""
+    import dacite
+
+    return dacite.from_dict(cls, dict(data), config=dacite.Config(cast=[tuple], check_types=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+@dataclass
+class DigestRow:
+    """One experiment of the session's resilience digest: what held, what broke, how long recovery took."""
+
+    test: str
+    outcome: str
+    experiment: str
+    window: Window | None = None
+    intensity_reached: bool | None = None
+    recovery_s: float | None = None
+    acked_vs_stored: AckCheck | None = None
+    fills: FillCheck | None = None
+    oom_then_crashloop: bool | None = None
+    throughput: float | None = None  # orders/s achieved by the load run it ran under
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Totals:
+    tests: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    slos: int = 0
+    slos_failed: int = 0
+
+
+@dataclass
+class SessionReport:
+    """What ``summary.json`` holds and ``index.html`` shows."""
+
+    schema: int
+    cluster: str | None
+    profile: str
+    started: float
+    finished: float
+    platform: PlatformInfo | None = None
+    capacity: Capacity | None = None
+    baseline: Baseline | None = None
+    totals: Totals = field(default_factory=Totals)
+    tests: list[TestRecord] = field(default_factory=list)
+    resilience: list[DigestRow] = field(default_factory=list)

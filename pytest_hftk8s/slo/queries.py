@@ -1,0 +1,293 @@
+"""The one catalogue of PromQL in the project: SLOs, diagnostics, intensity, rates and dashboards.
+
+Every query reads only DESIGN.md's metric contract (and ``kube_pod_container_resource_limits`` of
+kube-state-metrics for the limits), byte-for-byte the same on both backends. Placeholders are filled
+at evaluation: ``$window`` and ``$window_wide`` (ranges, see :class:`~pytest_hftk8s.results.Window`),
+``$namespace``, ``$offered_rate``, ``$pod`` and ``$container``; the dashboards fill ``$window`` with
+Grafana's ``$__rate_interval`` and keep ``$namespace`` as their own variable. Pure data: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    expr: str
+    unit: str = ""
+    description: str = ""
+
+    def render(self, **values: Any) -> str:
+        return render(self.expr, values)
+
+
+def render(expr: str, values: Mapping[str, Any]) -> str:
+    """``expr`` with ``$name`` placeholders replaced (longest names first, so ``$window_wide`` is
+    never clobbered by ``$window``); kube-burner's ``{{.elapsed}}`` stands for ``$window``."""
+    text = expr.replace("{{.elapsed}}", "$window")
+    for key in sorted(values, key=len, reverse=True):
+        text = text.replace("$" + key, str(values[key]))
+    return text
+
+
+NS = 'namespace="$namespace"'
+ONE = f'{NS},pod="$pod",container="$container"'
+
+# -- orders, registrations, latency (the platform's own series) -----------------------------------
+ACCEPTED_RATE = Query(
+    "accepted_rate",
+    'sum(rate(hft_orders_total{outcome="accepted"}[$window]))',
+    "orders/s",
+    "accepted orders/s",
+)
+ORDERS_BY_OUTCOME = Query(
+    "orders_by_outcome",
+    "sum by (outcome) (increase(hft_orders_total[$window]))",
+    "orders",
+    "orders by outcome",
+)
+ORDER_RATE_BY_OUTCOME = Query(
+    "order_rate_by_outcome",
+    "sum by (outcome) (rate(hft_orders_total[$window]))",
+    "orders/s",
+    "orders/s by outcome",
+)
+FILLS_RATE = Query(
+    "fills_rate", "sum(rate(hft_fills_total[$window]))", "fills/s", "executions committed per second"
+)
+THROUGHPUT_RATIO = Query(
+    "throughput",
+    'sum(rate(hft_orders_total{outcome="accepted"}[$window])) / $offered_rate',
+    "ratio",
+    "accepted orders/s over the offered order rate",
+)
+REGISTRATIONS_BY_OUTCOME = Query(
+    "registrations_by_outcome", "sum by (outcome) (increase(hft_registrations_total[$window_wide]))"
+)
+REGISTRATION_SUCCESS = Query(
+    "registration_success",
+    'sum(increase(hft_registrations_total{outcome=~"ok|success|created|registered"}[$window_wide]))'
+    " / sum(increase(hft_registrations_total[$window_wide]))",
+    "ratio",
+)
+
+
+def order_latency_ms(quantile: float) -> Query:
+    """The backend's handler latency quantile (server side: after parsing and auth, answered requests)."""
+    return Query(
+        f"order_latency_p{quantile * 100:g}_ms",
+        f"1000 * histogram_quantile({quantile:g}, sum by (le) (rate(hft_order_latency_seconds_bucket[$window])))",
+        "ms",
+    )
+
+
+SERVER_P99_MS = order_latency_ms(0.99)
+SERVER_P50_MS = order_latency_ms(0.5)
+COMMIT_P99_MS = Query(
+    "commit_p99_ms",
+    "1000 * histogram_quantile(0.99, sum by (le) (rate(hft_db_commit_seconds_bucket[$window])))",
+    "ms",
+)
+BATCH_SIZE_MEAN = Query(
+    "batch_size_mean",
+    "sum(rate(hft_db_batch_size_sum[$window])) / sum(rate(hft_db_batch_size_count[$window]))",
+)
+ENGINE_QUEUE_MAX = Query("engine_queue_depth_max", "max(max_over_time(hft_engine_queue_depth[$window]))")
+#: Samples Prometheus holds of the backend's order counter: rate() needs a few before a window opens.
+ORDER_COUNTER_SAMPLES = Query(
+    "order_counter_samples", 'min(count_over_time(hft_orders_total{outcome="accepted"}[1m]))'
+)
+#: The oldest latest sample over every target: Prometheus has scraped past this time.
+LATEST_SCRAPE = Query("latest_scrape", "min(timestamp(up))")
+
+# -- kube-state-metrics ---------------------------------------------------------------------------
+PODS_SEEN = f"0 * count(max_over_time(kube_pod_status_ready{{{NS}}}[$window_wide]))"
+CRASHLOOP = Query(
+    "no_crashloopbackoff",
+    "sum(max_over_time(kube_pod_container_status_waiting_reason"
+    f'{{{NS},reason="CrashLoopBackOff"}}[$window_wide])) or ' + PODS_SEEN,
+)
+OOMKILLED = Query(
+    "no_oomkilled",
+    "sum(max_over_time(kube_pod_container_status_last_terminated_reason"
+    f'{{{NS},reason="OOMKilled"}}[$window_wide])) or ' + PODS_SEEN,
+)
+RESTARTS = Query("restarts", f"sum(increase(kube_pod_container_status_restarts_total{{{NS}}}[$window_wide]))")
+RESTARTS_BY_CONTAINER = Query(
+    "restarts_by_container",
+    f"sum by (pod, container) (increase(kube_pod_container_status_restarts_total{{{NS}}}[$window_wide]))",
+)
+WAITING_REASONS = Query(
+    "waiting_reasons",
+    f"max by (pod, container, reason) (max_over_time(kube_pod_container_status_waiting_reason{{{NS}}}[$window_wide]))",
+)
+OOMKILLED_SELECTOR = (
+    f'kube_pod_container_status_last_terminated_reason{{{NS},container="$container",reason="OOMKilled"}}'
+)
+CRASHLOOP_SELECTOR = (
+    f'kube_pod_container_status_waiting_reason{{{NS},container="$container",reason="CrashLoopBackOff"}}'
+)
+
+
+def first_seen(selector: str) -> Query:
+    """The earliest time in ``[$start, end]`` at which ``selector`` had value 1 (a reason series
+    keeps its value after the event, so samples stamped before ``$start`` are an earlier event)."""
+    return Query(
+        "first_seen", f"min(min_over_time((timestamp({selector} == 1) >= $start)[$seconds:250ms]))", "epoch s"
+    )
+
+
+# -- cAdvisor, per pod and per container ----------------------------------------------------------
+CPU_BY_POD = Query(
+    "cpu_cores_by_pod", f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{NS}}}[$window]))", "cores"
+)
+THROTTLED_BY_POD = Query(
+    "cpu_throttled_periods_by_pod",
+    f"sum by (pod) (increase(container_cpu_cfs_throttled_periods_total{{{NS}}}[$window]))",
+)
+THROTTLED_SHARE_BY_POD = Query(
+    "cpu_throttled_share_by_pod",
+    f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{NS}}}[$window]))"
+    f" / sum by (pod) (rate(container_cpu_cfs_periods_total{{{NS}}}[$window]))",
+    "ratio",
+)
+MEMORY_MAX_BY_POD = Query(
+    "memory_working_set_max_bytes",
+    f"max by (pod) (max_over_time(container_memory_working_set_bytes{{{NS}}}[$window]))",
+    "bytes",
+)
+OOM_EVENTS_BY_POD = Query("oom_events_by_pod", f"sum by (pod) (container_oom_events_total{{{NS}}})")
+
+# One container's usage against its limit: what a stress experiment achieved (see slo.intensity).
+CONTAINER_CPU_CORES = Query(
+    "container_cpu_cores", f"sum(rate(container_cpu_usage_seconds_total{{{ONE}}}[$window]))", "cores"
+)
+CONTAINER_CPU_LIMIT = Query(
+    "container_cpu_limit", f'max(kube_pod_container_resource_limits{{{ONE},resource="cpu"}})', "cores"
+)
+CONTAINER_MEMORY_PEAK = Query(
+    "container_memory_peak",
+    f"max(max_over_time(container_memory_working_set_bytes{{{ONE}}}[$window]))",
+    "bytes",
+)
+CONTAINER_MEMORY_NOW = Query("container_memory", f"max(container_memory_working_set_bytes{{{ONE}}})", "bytes")
+CONTAINER_MEMORY_LIMIT = Query(
+    "container_memory_limit", f'max(kube_pod_container_resource_limits{{{ONE},resource="memory"}})', "bytes"
+)
+CONTAINER_OOM_EVENTS = Query(
+    "container_oom_events", f"sum(increase(container_oom_events_total{{{ONE}}}[$window_wide]))"
+)
+
+#: What a failure bundle shows of a failed test's window (not SLOs: nothing here passes or fails).
+DIAGNOSTICS = (
+    ORDERS_BY_OUTCOME,
+    REGISTRATIONS_BY_OUTCOME,
+    SERVER_P50_MS,
+    SERVER_P99_MS,
+    ENGINE_QUEUE_MAX,
+    RESTARTS_BY_CONTAINER,
+    WAITING_REASONS,
+    CPU_BY_POD,
+    THROTTLED_BY_POD,
+    MEMORY_MAX_BY_POD,
+)
+
+#: The dashboards' panels: (row, [(panel title, unit, [(legend, query)])]).
+DASHBOARD_ROWS: tuple[tuple[str, tuple[tuple[str, str, tuple[tuple[str, Query], ...]], ...]], ...] = (
+    (
+        "Orders",
+        (
+            ("Orders/s by outcome", "reqps", (("{{outcome}}", ORDER_RATE_BY_OUTCOME),)),
+            ("Order latency (server side)", "ms", (("p50", SERVER_P50_MS), ("p99", SERVER_P99_MS))),
+            (
+                "Registrations/s by outcome",
+                "reqps",
+                (
+                    (
+                        "{{outcome}}",
+                        Query(
+                            "registrations_rate", "sum by (outcome) (rate(hft_registrations_total[$window]))"
+                        ),
+                    ),
+                ),
+            ),
+            ("Fills/s", "ops", (("fills", FILLS_RATE),)),
+        ),
+    ),
+    (
+        "Database and engine",
+        (
+            ("Commit latency p99", "ms", (("p99", COMMIT_P99_MS),)),
+            ("Orders per commit (group commit batch size)", "none", (("mean", BATCH_SIZE_MEAN),)),
+            (
+                "Engine queue depth",
+                "none",
+                (("{{pod}}", Query("engine_queue_depth", "max by (pod) (hft_engine_queue_depth)")),),
+            ),
+        ),
+    ),
+    (
+        "Pods",
+        (
+            ("CPU (cores)", "none", (("{{pod}}", CPU_BY_POD),)),
+            ("CPU throttled (share of CFS periods)", "percentunit", (("{{pod}}", THROTTLED_SHARE_BY_POD),)),
+            (
+                "Memory working set",
+                "bytes",
+                (
+                    (
+                        "{{pod}}",
+                        Query("memory_by_pod", f"sum by (pod) (container_memory_working_set_bytes{{{NS}}})"),
+                    ),
+                ),
+            ),
+            (
+                "Restarts",
+                "none",
+                (
+                    (
+                        "{{pod}}/{{container}}",
+                        Query(
+                            "restarts_rate",
+                            f"increase(kube_pod_container_status_restarts_total{{{NS}}}[$window])",
+                        ),
+                    ),
+                ),
+            ),
+            (
+                "Waiting and last-terminated reasons",
+                "none",
+                (
+                    (
+                        "waiting {{pod}} {{reason}}",
+                        Query("waiting", f"kube_pod_container_status_waiting_reason{{{NS}}} > 0"),
+                    ),
+                    (
+                        "terminated {{pod}} {{reason}}",
+                        Query("terminated", f"kube_pod_container_status_last_terminated_reason{{{NS}}} > 0"),
+                    ),
+                ),
+            ),
+            ("OOM events", "none", (("{{pod}}", OOM_EVENTS_BY_POD),)),
+            (
+                "Pods ready",
+                "none",
+                (("{{pod}}", Query("pods_ready", f'kube_pod_status_ready{{{NS},condition="true"}}')),),
+            ),
+            (
+                "Deployment replicas available",
+                "none",
+                (
+                    (
+                        "{{deployment}}",
+                        Query("replicas_available", f"kube_deployment_status_replicas_available{{{NS}}}"),
+                    ),
+                ),
+            ),
+        ),
+    ),
+)
