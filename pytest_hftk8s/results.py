@@ -69,10 +69,6 @@ class Window:
     def with_lookback(self, lookback: float) -> Window:
         return Window(self.start, self.end, lookback)
 
-    def covering(self, other: Window) -> Window:
-        """The smallest window holding both."""
-        return Window(min(self.start, other.start), max(self.end, other.end), self.lookback)
-
 
 @dataclass(frozen=True)
 class Series:

@@ -76,14 +76,19 @@ def parse_rate_or_auto(value: str) -> float | None:
     return None if value.strip().lower() == "auto" else parse_rate(value)
 
 
-def parse_share(value: str) -> float:
+def _unit(value: str, what: str) -> float:
+    """A number in (0, 1]."""
     try:
-        share = float(value)
+        number = float(value)
     except ValueError:
-        raise ConfigError(f"expected a share in (0, 1]; got {value!r}") from None
-    if not 0 < share <= 1:
-        raise ConfigError(f"expected a share in (0, 1]; got {value!r}")
-    return share
+        number = math.nan
+    if not 0 < number <= 1:
+        raise ConfigError(f"{what}: expected a number in (0, 1]; got {value!r}")
+    return number
+
+
+def parse_share(value: str) -> float:
+    return _unit(value, "a share of the capacity")
 
 
 def parse_ms(value: str) -> float:
@@ -91,13 +96,7 @@ def parse_ms(value: str) -> float:
 
 
 def parse_scale(value: str) -> float:
-    try:
-        scale = float(value)
-    except ValueError:
-        raise ConfigError(f"--hft-backoff-scale: expected a number in (0, 1]; got {value!r}") from None
-    if not 0 < scale <= 1:
-        raise ConfigError(f"--hft-backoff-scale: expected a number in (0, 1]; got {value!r}")
-    return scale
+    return _unit(value, "--hft-backoff-scale")
 
 
 def parse_bool(value: str) -> bool:

@@ -1,7 +1,8 @@
-"""The platform's HTTP API as the load generator and the warm-up gate speak it.
+"""The platform's HTTP API as the load generator speaks it.
 
-Request shapes only (paths, headers, JSON bodies, raw HTTP/1.1 bytes) - no I/O here, so both the raw client and httpx build identical requests. Keep in
-step with ``hft_platform``'s routes (platform/README.md, "HTTP API").
+Request shapes only (paths, headers, JSON bodies, raw HTTP/1.1 bytes) - no I/O here, so both the raw
+client and httpx build identical requests. Keep in step with ``hft_platform``'s routes
+(platform/README.md, "HTTP API").
 """
 
 from __future__ import annotations
@@ -71,7 +72,3 @@ def cancel_request(order_id: int, *, api_key: str, host: str) -> bytes:
         f"DELETE {ORDERS_PATH}/{order_id} HTTP/1.1\r\nHost: {host}\r\n{API_KEY_HEADER}: {api_key}\r\n"
         "Content-Length: 0\r\n\r\n"
     ).encode()
-
-
-def get_request(path: str, *, host: str) -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()

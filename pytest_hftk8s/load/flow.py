@@ -221,7 +221,3 @@ class OrderFlow:
     def acked_orders(self, names: Sequence[str]) -> list[tuple[str, str]]:
         """``(user name, client_order_id)`` of every acknowledged order placement."""
         return [(names[self.placed[seq]], f"{self.run_id}-{seq}") for seq in self.acked]
-
-    @property
-    def live_orders(self) -> int:
-        return sum(len(orders) for orders in self._book.values())

@@ -11,7 +11,8 @@ demand at the offered rate for ``--hft-baseline-seconds``. What a run is worth i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -24,6 +25,7 @@ from pytest_hftk8s.slo.relative import BASELINE_RUN, baseline_from
 if TYPE_CHECKING:
     from pytest_hftk8s.orchestration.runtime import HftRuntime
 
+T = TypeVar("T")
 LOAD_MARK = "hft_load"
 CAPACITY_RUN = "capacity"
 CAPACITY_CONNECTIONS = 16
@@ -52,14 +54,24 @@ def driver_for(runtime: HftRuntime, item: pytest.Item, *, record: bool = True) -
     return driver
 
 
+def _shared(runtime: HftRuntime, key: str, cls: type[T], measure: Callable[[], T]) -> T:
+    """This process's ``key``, else the one another worker published, else measured now and published."""
+    value: T | None = getattr(runtime, key)
+    if value is None:
+        published = runtime.published(key)
+        value = from_dict(cls, published) if published else measure()
+        if not published:
+            runtime.publish(key, to_dict(value))
+        setattr(runtime, key, value)
+    return value
+
+
 def session_baseline(runtime: HftRuntime, item: pytest.Item) -> Baseline:
     """The session's baseline: recorded by a test, published by another worker, or measured now."""
-    if runtime.baseline is not None:
-        return runtime.baseline
-    published = runtime.published("baseline")
-    if published:
-        runtime.baseline = from_dict(Baseline, published)
-        return runtime.baseline
+    return _shared(runtime, "baseline", Baseline, lambda: _measure_baseline(runtime, item))
+
+
+def _measure_baseline(runtime: HftRuntime, item: pytest.Item) -> Baseline:
     settings = runtime.settings
     rate = session_capacity(runtime, item).offered_rate
     # Not the test's own runs: the baseline run must not widen that test's window.
@@ -74,7 +86,6 @@ def session_baseline(runtime: HftRuntime, item: pytest.Item) -> Baseline:
             f"accepted orders; got {summary.ok if summary else 0} ok, invalid reasons "
             f"{summary.invalid_reasons if summary else '?'}"
         )
-    record_baseline(runtime, baseline)
     return baseline
 
 
@@ -86,41 +97,36 @@ def record_baseline(runtime: HftRuntime, baseline: Baseline) -> None:
 
 def session_capacity(runtime: HftRuntime, item: pytest.Item) -> Capacity:
     """The session's capacity and offered rate: measured once (closed loop), or the explicit rate."""
-    if runtime.capacity is not None:
-        return runtime.capacity
-    published = runtime.published("capacity")
-    if published:
-        runtime.capacity = from_dict(Capacity, published)
-        return runtime.capacity
+    return _shared(runtime, "capacity", Capacity, lambda: _measure_capacity(runtime, item))
+
+
+def _measure_capacity(runtime: HftRuntime, item: pytest.Item) -> Capacity:
     settings = runtime.settings
     if settings.baseline_rate is not None:
-        capacity = Capacity(offered_rate=settings.baseline_rate, source="--hft-baseline-rate")
-    else:
-        driver = driver_for(runtime, item, record=False)
-        with driver.closed_loop(
-            connections=CAPACITY_CONNECTIONS, duration=settings.capacity_seconds, name=CAPACITY_RUN
-        ) as run:
-            pass
-        summary = run.summary
-        if summary is None or not summary.valid or summary.achieved_rate <= 0:
-            raise HftError(
-                f"expected a valid closed-loop capacity run against the platform; got "
-                f"{summary.achieved_rate if summary else 0:.0f} requests/s, invalid reasons "
-                f"{summary.invalid_reasons if summary else '?'}. Pass --hft-baseline-rate=<requests/s> to skip it"
-            )
-        capacity = Capacity(
-            offered_rate=round(settings.baseline_utilization * summary.achieved_rate, 1),
-            source="measured",
-            closed_loop_rate=summary.achieved_rate,
-            connections=CAPACITY_CONNECTIONS,
-            utilization=settings.baseline_utilization,
-            window=summary.order_window,
-            load=summary,
+        return Capacity(offered_rate=settings.baseline_rate, source="--hft-baseline-rate")
+    driver = driver_for(runtime, item, record=False)
+    with driver.closed_loop(
+        connections=CAPACITY_CONNECTIONS, duration=settings.capacity_seconds, name=CAPACITY_RUN
+    ) as run:
+        pass
+    summary = run.summary
+    if summary is None or not summary.valid or summary.achieved_rate <= 0:
+        raise HftError(
+            f"expected a valid closed-loop capacity run against the platform; got "
+            f"{summary.achieved_rate if summary else 0:.0f} requests/s, invalid reasons "
+            f"{summary.invalid_reasons if summary else '?'}. Pass --hft-baseline-rate=<requests/s> to skip it"
         )
-        runtime.progress(
-            f"capacity: {summary.achieved_rate:.0f} requests/s closed loop; the suites offer "
-            f"{capacity.offered_rate:g}/s ({settings.baseline_utilization:.0%})"
-        )
-    runtime.capacity = capacity
-    runtime.publish("capacity", to_dict(capacity))
+    capacity = Capacity(
+        offered_rate=round(settings.baseline_utilization * summary.achieved_rate, 1),
+        source="measured",
+        closed_loop_rate=summary.achieved_rate,
+        connections=CAPACITY_CONNECTIONS,
+        utilization=settings.baseline_utilization,
+        window=summary.order_window,
+        load=summary,
+    )
+    runtime.progress(
+        f"capacity: {summary.achieved_rate:.0f} requests/s closed loop; the suites offer "
+        f"{capacity.offered_rate:g}/s ({settings.baseline_utilization:.0%})"
+    )
     return capacity

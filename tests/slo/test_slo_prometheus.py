@@ -8,9 +8,10 @@ import pytest
 from slo_servers import Exporter
 
 from pytest_hftk8s.errors import SloViolation
+from pytest_hftk8s.results import Window
 from pytest_hftk8s.slo import builtin
 from pytest_hftk8s.slo.evaluate import check, evaluate
-from pytest_hftk8s.slo.model import Slo, Window
+from pytest_hftk8s.slo.model import Slo
 from pytest_hftk8s.slo.prom import PromClient
 
 pytestmark = pytest.mark.slow
@@ -51,6 +52,33 @@ def test_no_crashloop_passes_fails_and_reports_no_data(exporter: Exporter, prom:
     assert absent.message.startswith("no data: Prometheus returned no samples")
     with pytest.raises(SloViolation, match="no_crashloopbackoff: expected == 0, observed 1"):
         check([crashy])
+
+
+def test_oomkilled_then_crashloop_in_order_reversed_and_not_seen(
+    exporter: Exporter, prom: PromClient
+) -> None:
+    def reason(metric: str, ns: str, value: str) -> None:
+        exporter.ctl("set", metric, namespace=ns, pod="backend-0", container="backend", reason=value)
+
+    start = time.time()
+    _one_scrape()
+    reason("kube_pod_container_status_last_terminated_reason", "oom-in-order", "OOMKilled")
+    reason("kube_pod_container_status_waiting_reason", "oom-reversed", "CrashLoopBackOff")
+    reason("kube_pod_container_status_last_terminated_reason", "oom-only", "OOMKilled")
+    time.sleep(1.1)
+    reason("kube_pod_container_status_waiting_reason", "oom-in-order", "CrashLoopBackOff")
+    reason("kube_pod_container_status_last_terminated_reason", "oom-reversed", "OOMKilled")
+    time.sleep(1.1)
+    window = Window(start, time.time())
+    check_ = builtin.oom_then_crashloop(container="backend")
+    results = {ns: evaluate([check_], window, prom, variables={"namespace": ns})[0]
+               for ns in ("oom-in-order", "oom-reversed", "oom-only")}  # fmt: skip
+    assert results["oom-in-order"].passed, results["oom-in-order"].message
+    assert results["oom-in-order"].detail.oom_killed_at < results["oom-in-order"].detail.crashloop_at
+    assert (results["oom-reversed"].passed, results["oom-reversed"].observed) == (False, "reversed")
+    assert "came before OOMKilled" in results["oom-reversed"].message
+    assert (results["oom-only"].passed, results["oom-only"].observed) == (False, "not seen")
+    assert "CrashLoopBackOff at None" in results["oom-only"].message
 
 
 def test_restarts_counted_only_inside_the_window(exporter: Exporter, prom: PromClient) -> None:
