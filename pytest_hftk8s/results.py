@@ -328,6 +328,17 @@ class Capacity:
     load: LoadSummary | None = None
 
 
+@dataclass(frozen=True)
+class PreflightCheck:
+    """One row of the preflight table: what was checked, what was found, and what to do about it."""
+
+    check: str
+    ok: bool
+    found: str
+    action: str = ""  # what to do when not ok: the command, where there is one
+    blocking: bool = True  # a failed blocking check stops the session before anything is deployed
+
+
 @dataclass
 class PlatformInfo:
     cluster: str
@@ -336,6 +347,8 @@ class PlatformInfo:
     prometheus_url: str
     ready_seconds: float
     gates: dict[str, float] = field(default_factory=dict)
+    access: str = ""  # how the load reaches nginx: loopback, loadbalancer, nodeport or port-forward
+    preflight: list[PreflightCheck] = field(default_factory=list)
 
 
 @dataclass

@@ -108,6 +108,37 @@ def parse_bool(value: str) -> bool:
     raise ConfigError(f"expected a boolean (1/0, true/false, yes/no); got {value!r}")
 
 
+def _choice(flag: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise ConfigError(f"{flag}: expected one of {', '.join(choices)}; got {value!r}")
+        return lowered
+
+    return parse
+
+
+IMAGES_CHOICES = ("skip", "build", "load")
+DELETE_CHOICES = ("always", "on-success", "never")
+ACCESS_CHOICES = ("auto", "loadbalancer", "nodeport", "port-forward")
+
+
+def parse_registry(value: str) -> str:
+    value = value.strip().rstrip("/")
+    if not value or any(c.isspace() for c in value) or "://" in value:
+        raise ConfigError(
+            f"--hft-registry: expected a registry host[:port][/path] such as ghcr.io/acme; got {value!r}"
+        )
+    return value
+
+
+def parse_secret_name(value: str) -> str:
+    value = value.strip()
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?", value):
+        raise ConfigError(f"--hft-db-secret: expected a Secret name (DNS-1123 subdomain); got {value!r}")
+    return value
+
+
 def parse_context(value: str) -> str:
     value = value.strip()
     if not value or any(c.isspace() for c in value):
@@ -165,6 +196,52 @@ OPTIONS = (
         parse_bool,
         False,
         True,
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-delete",
+        "when to delete what the session deployed: always, on-success or never (default: always; "
+        "--hft-keep is never). The plugin only ever deletes a namespace it created",
+        _choice("--hft-delete", DELETE_CHOICES),
+        "always",
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-preflight",
+        "check the cluster's prerequisites, print the table and exit without deploying",
+        parse_bool,
+        False,
+        True,
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-images",
+        "kube contexts: skip (the images must be on the nodes or pullable), build them, or build and "
+        "load them into the provider (kind, k3d, minikube, orbstack) or --hft-registry (default: skip)",
+        _choice("--hft-images", IMAGES_CHOICES),
+        "skip",
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-registry",
+        "push the platform images to this registry (host[:port][/path]) instead of loading them into "
+        "the provider; the manifests then name them there",
+        parse_registry,
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-access",
+        "how the load reaches nginx on a kube context: auto (LoadBalancer on orbstack, NodePort on kind, "
+        "else port-forward), loadbalancer, nodeport or port-forward (default: auto)",
+        _choice("--hft-access", ACCESS_CHOICES),
+        "auto",
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-db-secret",
+        "an existing Secret (key: password) holding the database password; default: a password is "
+        "generated for each deployment and never written to disk",
+        parse_secret_name,
         needs_cluster=True,
     ),
     Option(
@@ -297,6 +374,12 @@ class HftSettings:
     profile: str = "local"
     namespace: str = "hft"
     keep: bool = False
+    delete: str = "always"  # always | on-success | never (--hft-keep forces never)
+    preflight: bool = False  # run the preflight, print it and exit
+    images: str = "skip"  # skip | build | load
+    registry: str | None = None
+    access: str = "auto"  # auto | loadbalancer | nodeport | port-forward
+    db_secret: str | None = None
     report_dir: pathlib.Path = pathlib.Path("hft-report")
     prometheus_url: str | None = None
     slo_file: pathlib.Path | None = None
@@ -354,6 +437,11 @@ def resolve(
             path = pathlib.Path(values[key])
             values[key] = path if path.is_absolute() else rootpath / path
     values["keep"] = bool(values["keep"])
+    values["preflight"] = bool(values["preflight"])
+    if values["keep"]:
+        if "hft_delete" in explicit and values["delete"] != "never":
+            raise ConfigError(f"--hft-keep means --hft-delete=never; got --hft-delete={values['delete']}")
+        values["delete"] = "never"
     values["chaos_dry_run"] = bool(values["chaos_dry_run"])
     settings = HftSettings(**values, explicit=frozenset(explicit))
     _check_combinations(settings)
@@ -399,6 +487,17 @@ def _check_combinations(s: HftSettings) -> None:
             f"--hft-backoff-scale applies to the embedded local cluster only; --hft-cluster={s.cluster} uses "
             "Kubernetes' own kubelet backoff. Drop the option or use --hft-cluster=local"
         )
+    if s.cluster == "local":
+        kube_only = sorted(
+            f"--{d.replace('_', '-')}"
+            for d in ("hft_images", "hft_registry", "hft_access", "hft_db_secret")
+            if d in s.explicit
+        )
+        if kube_only:
+            raise ConfigError(
+                f"{', '.join(kube_only)} apply to kube contexts only; --hft-cluster=local runs the platform "
+                "from this checkout. Drop them or name a kube context"
+            )
     if s.slo_file is not None and not s.slo_file.is_file():
         raise ConfigError(f"--hft-slo-file: expected an existing YAML file, {s.slo_file} does not exist")
     if s.manifests_dir is not None and not (s.manifests_dir / "overlays").is_dir():

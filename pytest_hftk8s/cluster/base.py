@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from pytest_hftk8s.chaos.driver import ChaosDriver
+    from pytest_hftk8s.results import PreflightCheck
 
 #: A rendered Kubernetes object, as ``kubectl kustomize`` emits it (one YAML document, parsed).
 KubeObject = Mapping[str, Any]
@@ -86,6 +87,9 @@ class ServiceAddress:
     host: str
     port: int
     extra: Mapping[str, str] = field(default_factory=dict)
+    #: How the address reaches the Service: "loopback" (local cluster), "loadbalancer", "nodeport"
+    #: or "port-forward" (in-process, through the API server: its threads share the generator's CPU).
+    via: str = "loopback"
 
     @property
     def url(self) -> str:
@@ -131,6 +135,13 @@ class Cluster(Protocol):
     ) -> ChaosDriver:
         """This backend's chaos driver (Chaos Mesh objects, or the local primitives), bound to this
         cluster's namespace; it refuses contexts not in ``allowed_contexts`` before changing anything."""
+        ...
+
+    def preflight(self, *, images: Sequence[str] = (), chaos: bool = True) -> list[PreflightCheck]:
+        """Check this cluster's prerequisites before anything is deployed: one row per check with
+        what was found and what to do. ``images`` are the image references the manifests will run;
+        ``chaos``: whether the session may inject chaos (its prerequisites are then checked too).
+        Bounded; never changes the cluster."""
         ...
 
     def share(self) -> Mapping[str, str]:

@@ -40,6 +40,7 @@ def make_cluster(
     namespace: str,
     state_dir: pathlib.Path,
     backoff_scale: float = 1.0,
+    access: str = "auto",
     progress: Callable[[str], None] | None = None,
 ) -> Cluster:
     """A new, empty cluster handle for ``name`` in ``namespace`` (nothing deployed yet)."""
@@ -51,10 +52,12 @@ def make_cluster(
         )
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(context=context_of(name), namespace=namespace)
+    return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)
 
 
-def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str]) -> Cluster:
+def attach_cluster(
+    name: str, *, namespace: str, shared: Mapping[str, str], access: str = "auto"
+) -> Cluster:
     """A handle on a cluster another process deployed, from what its :meth:`Cluster.share` published.
 
     A kube context is shared state: any process may talk to it. The local cluster's pods are the
@@ -66,4 +69,4 @@ def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str]) -> C
         return RemoteCluster.connect(shared)
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(context=context_of(name), namespace=namespace)
+    return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)

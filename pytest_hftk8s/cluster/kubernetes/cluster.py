@@ -58,8 +58,10 @@ class KubernetesCluster:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
         delete_timeout: float = 60.0,
         exec_timeout: float = 10.0,
+        access: str = "auto",
     ) -> None:
         self.name = context
+        self.access = access  # how service_address reaches a Service (see --hft-access)
         self.namespace = namespace
         self.field_manager = field_manager
         self.delete_timeout = delete_timeout
