@@ -33,6 +33,7 @@ from pytest_hftk8s.cluster.kubernetes.payloads import (
 )
 from pytest_hftk8s.cluster.kubernetes.portforward import LocalPortForward
 from pytest_hftk8s.errors import ClusterError
+from pytest_hftk8s.results import PreflightCheck
 
 __all__ = ["MANAGED_BY", "KubernetesCluster"]
 
@@ -380,3 +381,9 @@ class KubernetesCluster:
     def share(self) -> Mapping[str, str]:
         """A kube context is shared state: other processes need only its name and the namespace."""
         return {"context": self.name, "namespace": self.namespace}
+
+    def preflight(self, *, images: Sequence[str] = (), chaos: bool = True) -> list[PreflightCheck]:
+        """This context's prerequisites, read-only and bounded (see :mod:`.preflight`)."""
+        from pytest_hftk8s.cluster.kubernetes.preflight import KubernetesPreflight
+
+        return KubernetesPreflight(api=self.api, namespace=self.namespace).run(images=images, chaos=chaos)
