@@ -31,7 +31,7 @@ from pytest_hftk8s.cluster.base import (
     ServiceAddress,
     WorkloadStatus,
 )
-from pytest_hftk8s.cluster.local import cgroups, chaos, discovery, images, model, promsd
+from pytest_hftk8s.cluster.local import cgroups, chaos, discovery, images, model, preflight, promsd
 from pytest_hftk8s.cluster.local.backoff import CrashBackoff
 from pytest_hftk8s.cluster.local.discovery import NODE_NAME
 from pytest_hftk8s.cluster.local.exporter import ContainerSample, MetricsExporter, MetricsSnapshot
@@ -39,6 +39,7 @@ from pytest_hftk8s.cluster.local.hosts import ClusterDns
 from pytest_hftk8s.cluster.local.pod import Container, EventLog, Pod, RuntimeFiles
 from pytest_hftk8s.cluster.local.state import RunState, StateFile, clean, sweep
 from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
+from pytest_hftk8s.results import PreflightCheck
 
 log = logging.getLogger("pytest_hftk8s.local")
 TICK_SECONDS = 0.05
@@ -89,7 +90,8 @@ class LocalCluster:
         if not self.cgroup_support.enforced:
             self.warnings.append(
                 f"resources.limits are NOT enforced: no usable cgroup v2 or v1 ({self.cgroup_support.reason}); "
-                "CPU/memory SLOs and OOMKilled detection are meaningless in this session"
+                "CPU/memory SLOs and OOMKilled detection are meaningless in this session. To enforce them: "
+                + self.cgroup_support.action.replace("\n", "; also: ")
             )
             log.warning("local cluster: %s", self.warnings[-1])
         self.run_id = secrets.token_hex(4)
@@ -420,6 +422,12 @@ class LocalCluster:
         from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
 
         return LocalChaos(self, run_id=run_id, echo=echo)
+
+    def preflight(self, *, images: Sequence[str] = (), chaos: bool = True) -> list[PreflightCheck]:
+        """This machine's prerequisites, one row each (:mod:`.preflight`): cgroups with cpu and memory
+        delegated, root and the postgres user, the server binaries, stress-ng when ``chaos``, the
+        platform packages. Reads only; changes nothing."""
+        return preflight.checks(images=images, chaos=chaos)
 
     def share(self) -> Mapping[str, str]:
         """Serve this cluster to other processes (xdist workers) on a control socket; idempotent."""

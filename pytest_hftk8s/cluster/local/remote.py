@@ -38,6 +38,7 @@ from pytest_hftk8s.cluster.base import (
     WorkloadStatus,
 )
 from pytest_hftk8s.errors import ClusterError
+from pytest_hftk8s.results import PreflightCheck
 
 if TYPE_CHECKING:
     from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
@@ -53,6 +54,7 @@ READS = (
     "service_address",
     "pod_logs",
     "events",
+    "preflight",
 )
 CALL_TIMEOUT_S = 30.0
 CHAOS_TIMEOUT_S = 120.0  # an injection verifies its effect (a few seconds); removal waits for recovery
@@ -264,6 +266,10 @@ class RemoteCluster:
         self, *, run_id: str, allowed_contexts: Sequence[str], echo: Callable[[str], None]
     ) -> RemoteChaos:
         return RemoteChaos(self, run_id=run_id, echo=echo)
+
+    def preflight(self, *, images: Sequence[str] = (), chaos: bool = True) -> list[PreflightCheck]:
+        """The owner's rows: its process runs the pods, so its rights and its view of the machine count."""
+        return list(self.call("preflight", images=tuple(images), chaos=chaos))
 
     def share(self) -> Mapping[str, str]:
         return {"control": self.path, "authkey": self.authkey.hex(), "namespace": self.namespace}
