@@ -26,6 +26,10 @@ class ClusterUnavailable(ClusterError):
     """The selected cluster cannot be reached or started on this machine."""
 
 
+class PreflightFailed(ClusterUnavailable):
+    """A prerequisite of the cluster is missing; the message is the preflight table, with what to do."""
+
+
 class GateTimeout(HftError):
     """A readiness gate did not pass within its bound; the message names the unmet gate and why."""
 

@@ -148,3 +148,14 @@ class Cluster(Protocol):
         """What another process (an xdist worker) needs to attach to this deployed cluster through
         :func:`~pytest_hftk8s.cluster.select.attach_cluster`; plain strings, published as JSON."""
         ...
+
+
+@runtime_checkable
+class Sweeper(Protocol):
+    """A backend whose cluster outlives a session (a kube context): it can remove what earlier runs
+    left behind in the namespace - chaos objects and volumes the plugin labelled."""
+
+    def sweep(self, *, keep_run_id: str | None) -> list[str]:
+        """Delete the plugin's chaos objects and PVCs except those of run ``keep_run_id``; return what
+        was removed (``Kind/name``). Bounded; reports objects stuck on finalizers instead of waiting."""
+        ...

@@ -55,9 +55,7 @@ def make_cluster(
     return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)
 
 
-def attach_cluster(
-    name: str, *, namespace: str, shared: Mapping[str, str], access: str = "auto"
-) -> Cluster:
+def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str], access: str = "auto") -> Cluster:
     """A handle on a cluster another process deployed, from what its :meth:`Cluster.share` published.
 
     A kube context is shared state: any process may talk to it. The local cluster's pods are the
@@ -70,3 +68,20 @@ def attach_cluster(
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
     return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)
+
+
+def platform_images(
+    name: str, *, mode: str, registry: str | None, progress: Callable[[str], None]
+) -> dict[str, str]:
+    """The platform's image references for ``name`` (image name -> reference the manifests run).
+
+    The local cluster runs the checkout's code, whatever the tag: nothing to override. On a kube
+    context the references carry the package version and a content hash of what goes into each
+    image; ``mode`` build or load builds them (and loads them into the provider, or pushes them to
+    ``registry``) first.
+    """
+    if name == LOCAL:
+        return {}
+    from pytest_hftk8s.cluster.kubernetes.images import provide_images
+
+    return provide_images(context=context_of(name), mode=mode, registry=registry, progress=progress)

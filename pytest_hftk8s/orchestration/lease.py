@@ -7,7 +7,9 @@ is the list of live holder pids, so a worker that crashed without releasing does
 platform forever. The worker that deployed owns it - for the local backend its processes are
 children of that worker, and other workers reach them through what the cluster shares - so on
 release the owner waits (bounded) until the last worker is out, then tears it down. Teardown runs in
-``finally`` paths, also on KeyboardInterrupt, unless ``--hft-keep``.
+``finally`` paths, also on KeyboardInterrupt, as ``--hft-delete`` says (chaos objects and volumes
+that earlier runs left are swept whatever it says). Before deploying, the owner runs the cluster's
+preflight and prepares the objects (:mod:`.prepare`).
 
 :class:`MeasurementLock` lets one test at a time, across all workers, drive load or inject chaos, so
 no test's window carries another test's load or stress. No pytest imports here.
@@ -27,10 +29,17 @@ from typing import Any
 
 import psutil
 
-from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.cluster.base import Cluster, Sweeper
 from pytest_hftk8s.errors import ClusterError, GateTimeout, HftError
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
-from pytest_hftk8s.results import PlatformInfo
+from pytest_hftk8s.orchestration.prepare import (
+    new_password,
+    present_addons,
+    run_preflight,
+    with_db_secret,
+    without_addons,
+)
+from pytest_hftk8s.results import PlatformInfo, PreflightCheck
 from pytest_hftk8s.settings import HftSettings
 
 Progress = Callable[[str], None]
@@ -38,6 +47,8 @@ Progress = Callable[[str], None]
 LOCK_NAME = "hftk8s-platform.lock"
 STATE_NAME = "hftk8s-platform.json"
 MEASURE_LOCK_NAME = "hftk8s-measure.lock"
+DB_PASSWORD_KEY = "db_password"
+FAILED_KEY = "failed"
 #: How long an owner waits for other xdist workers to finish with the platform before tearing down.
 OWNER_WAIT_S = 4 * 3600.0
 
@@ -55,6 +66,8 @@ class Platform:
     owner: bool = False
     cluster_name: str = ""
     progress: Progress | None = None
+    access: str = "loopback"
+    preflight: list[PreflightCheck] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -68,6 +81,8 @@ class Platform:
             prometheus_url=self.prometheus_url,
             ready_seconds=self.ready_seconds,
             gates=dict(self.gate_durations),
+            access=self.access,
+            preflight=list(self.preflight),
         )
 
     def wait_ready(self, *, timeout_s: float = 90.0) -> float:
@@ -98,7 +113,9 @@ class PlatformLease:
         session_start: float,
         make_cluster: Callable[[], Cluster],
         attach_cluster: Callable[[Mapping[str, str]], Cluster],
-        render: Callable[[str], list[dict[str, Any]]],
+        render: Callable[[str, Mapping[str, str]], list[dict[str, Any]]],
+        images: Callable[[], Mapping[str, str]] | None = None,
+        chaos_allowed: bool = False,
         progress: Progress | None = None,
         gate_config: GateConfig | None = None,
     ) -> None:
@@ -108,6 +125,10 @@ class PlatformLease:
         self._make_cluster = make_cluster
         self._attach_cluster = attach_cluster
         self._render = render
+        self._images = images or dict
+        self._chaos_allowed = chaos_allowed
+        self._password: str | None = None
+        self.failed = False  # a test of this process failed (for --hft-delete=on-success)
         self._progress = progress or (lambda _m: None)
         self._gate_config = gate_config or GateConfig(timeout_s=settings.gate_timeout)
         self.platform: Platform | None = None
@@ -131,6 +152,8 @@ class PlatformLease:
                         owner_pid=os.getpid(),
                         published=asdict(self.platform.info()),
                         shared=dict(self.platform.cluster.share()),
+                        # The session's private basetemp, never the repository: workers' DB checks need it.
+                        extra={DB_PASSWORD_KEY: self._password} if self._password else {},
                     )
                 shared.holders.append(os.getpid())
                 self._write(shared)
@@ -180,12 +203,32 @@ class PlatformLease:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _deploy(self) -> Platform:
-        s = self.settings
-        self._progress(f"rendering manifests/overlays/{s.profile}")
-        objects = self._render(s.profile)
+    def preflight_only(self) -> list[PreflightCheck]:
+        """``--hft-preflight``: the cluster's checks and nothing else (no build, no deploy)."""
         cluster = self._make_cluster()
         try:
+            images = {} if self.settings.images != "skip" else self._images()
+            return cluster.preflight(images=tuple(images.values()), chaos=self._chaos_allowed)
+        finally:
+            with contextlib.suppress(HftError):
+                cluster.close()
+
+    def _deploy(self) -> Platform:
+        s = self.settings
+        cluster = self._make_cluster()
+        try:
+            # Images the session builds or loads are checked by doing it; those it only expects, by the preflight.
+            expected = self._images() if s.images == "skip" else {}
+            rows = run_preflight(
+                cluster, images=expected.values(), chaos=self._chaos_allowed, progress=self._progress
+            )
+            images = expected or self._images()
+            self._progress(f"rendering manifests/overlays/{s.profile}")
+            objects = without_addons(self._render(s.profile, images), present_addons(rows))
+            if s.db_secret is None:
+                self._password = new_password()
+            objects = with_db_secret(objects, password=self._password, secret_name=s.db_secret)
+            self._sweep(cluster, when="before deploying")
             self._progress(f"deploying {len(objects)} objects to {cluster.name} (namespace {s.namespace})")
             _bounded(lambda: cluster.apply(objects), s.deploy_timeout, what="applying the manifests")
             gates = ReadinessGate(cluster, config=self._gate_config, progress=self._progress).wait()
@@ -193,9 +236,11 @@ class PlatformLease:
             nginx = cluster.service_address("nginx", 80)
             prom_url = s.prometheus_url or cluster.service_address("prometheus", 9090).url
         except BaseException:
-            self._teardown_cluster(cluster)
+            self._teardown_cluster(cluster, deployed=False)
             raise
-        self._progress(f"platform ready in {ready:.1f}s since session start")
+        self._progress(
+            f"platform ready in {ready:.1f}s since session start; load reaches nginx by {nginx.via}"
+        )
         return Platform(
             namespace=s.namespace,
             nginx=(nginx.host, nginx.port),
@@ -206,7 +251,24 @@ class PlatformLease:
             owner=True,
             cluster_name=cluster.name,
             progress=self._progress,
+            access=nginx.via,
+            preflight=rows,
         )
+
+    def db_password(self) -> str | None:
+        """The generated database password of this session (None with --hft-db-secret)."""
+        if self._password is None:
+            self._password = self.published(DB_PASSWORD_KEY)
+        return self._password
+
+    def _sweep(self, cluster: Cluster, *, when: str) -> None:
+        """Remove chaos objects and volumes earlier runs left in the namespace (a backend that keeps
+        nothing between runs has nothing to sweep)."""
+        if not isinstance(cluster, Sweeper):
+            return
+        removed = cluster.sweep(keep_run_id=None)
+        if removed:
+            self._progress(f"swept {when}: {', '.join(removed)}")
 
     def _attach(self, shared: _Shared) -> Platform:
         info = PlatformInfo(**shared.published)
@@ -223,6 +285,8 @@ class PlatformLease:
             owner=False,
             cluster_name=info.cluster,
             progress=self._progress,
+            access=info.access,
+            preflight=list(info.preflight),
         )
 
     def _wait_for_others(self, lock: Any) -> None:
@@ -238,18 +302,35 @@ class PlatformLease:
                 noted = True
             time.sleep(0.5)
 
-    def _teardown_cluster(self, cluster: Cluster) -> None:
-        if self.settings.keep:
-            self._progress(f"--hft-keep: leaving the platform running in namespace {self.settings.namespace}")
-            with contextlib.suppress(HftError):
-                cluster.close()
-            return
-        self._progress("tearing the platform down")
+    def _teardown_cluster(self, cluster: Cluster, *, deployed: bool = True) -> None:
+        """Sweep chaos and volumes always; delete the platform unless ``--hft-delete`` says keep it."""
+        policy = self.settings.delete
+        failed = self.failed or bool(self._published_unlocked(FAILED_KEY))
+        keep = deployed and (policy == "never" or (policy == "on-success" and failed))
         try:
+            self._sweep(cluster, when="at teardown")
+            if keep:
+                why = (
+                    "--hft-delete=never" if policy == "never" else "--hft-delete=on-success and a test failed"
+                )
+                self._progress(f"{why}: leaving the platform running in namespace {self.settings.namespace}")
+                return
+            self._progress("tearing the platform down")
             cluster.delete_all()
         finally:
             with contextlib.suppress(HftError):
                 cluster.close()
+
+    def note_failure(self) -> None:
+        """A test failed: remembered across workers for ``--hft-delete=on-success``."""
+        self.failed = True
+        with contextlib.suppress(HftError, OSError):
+            self.publish(FAILED_KEY, True)
+
+    def _published_unlocked(self, key: str) -> Any:
+        with contextlib.suppress(HftError, OSError):
+            return self._read().extra.get(key)
+        return None
 
     def _read(self) -> _Shared:
         path = self.shared_dir / STATE_NAME

@@ -84,7 +84,9 @@ class HftRuntime:
             session_start=self.started,
             make_cluster=self._make_cluster,
             attach_cluster=self._attach_cluster,
-            render=lambda profile: render(profile, root=settings.manifests_dir),
+            render=lambda profile, images: render(profile, root=settings.manifests_dir, images=images),
+            images=self._platform_images,
+            chaos_allowed=self._chaos_allowed(),
             progress=self.progress,
         )
         self.measurement = MeasurementLock(shared, timeout_s=settings.measure_timeout, progress=self.progress)
@@ -143,6 +145,52 @@ class HftRuntime:
         finally:
             client.close()
 
+    def _platform_images(self) -> Mapping[str, str]:
+        """The image references the manifests run (built and loaded first with --hft-images=build|load)."""
+        from pytest_hftk8s.cluster.select import platform_images
+
+        assert self.settings.cluster is not None
+        return platform_images(
+            self.settings.cluster,
+            mode=self.settings.images,
+            registry=self.settings.registry,
+            progress=self.progress,
+        )
+
+    def _chaos_allowed(self) -> bool:
+        """Whether this session may inject chaos at all (its prerequisites are then preflighted)."""
+        from pytest_hftk8s.cluster.select import LOCAL, allowed_contexts, context_of
+
+        assert self.settings.cluster is not None
+        context = context_of(self.settings.cluster)
+        return context == LOCAL or context in allowed_contexts(self.settings.allow_context)
+
+    def run_preflight_only(self) -> None:
+        """``--hft-preflight``: print the table and end the session (exit 0 when nothing blocks)."""
+        from pytest_hftk8s.manifests import render
+        from pytest_hftk8s.report.preflight import failed, format_table
+
+        lease = PlatformLease(
+            self.settings,
+            shared_dir=self._state_dir(),
+            session_start=self.started,
+            make_cluster=self._make_cluster,
+            attach_cluster=self._attach_cluster,
+            render=lambda profile, images: render(profile, root=self.settings.manifests_dir, images=images),
+            images=self._platform_images,
+            chaos_allowed=self._chaos_allowed(),
+            progress=self.progress,
+        )
+        try:
+            rows = lease.preflight_only()
+        except HftError as e:
+            pytest.exit(f"hftk8s preflight could not run: {e}", returncode=1)
+        self.progress(format_table(rows, title=f"preflight of {self.settings.cluster}"))
+        bad = failed(rows)
+        if bad:
+            pytest.exit(f"hftk8s preflight: {len(bad)} prerequisite(s) missing, see the table", returncode=1)
+        pytest.exit("hftk8s preflight: every prerequisite is in place", returncode=0)
+
     def _state_dir(self) -> pathlib.Path:
         return pathlib.Path(tempfile.gettempdir()) / "hftk8s-state"
 
@@ -187,7 +235,9 @@ class HftRuntime:
 
             try:
                 address = self.platform.cluster.service_address("postgres", 5432)
-                password = db_password(render(self.settings.profile, root=self.settings.manifests_dir))
+                password = self.lease.db_password() if self.lease is not None else None
+                if password is None:  # the overlay rendered its own Secret, or --hft-db-secret
+                    password = db_password(render(self.settings.profile, root=self.settings.manifests_dir))
             except HftError:
                 return None
             self._db = DbTarget(host=address.host, port=address.port, password=password)
@@ -335,6 +385,8 @@ class HftRuntime:
         return str(path)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed and self.lease is not None:  # in the worker that ran it
+            self.lease.note_failure()
         hft = getattr(report, "hft", None)
         if self.is_worker or (hft is None and report.nodeid not in self.records):
             return
@@ -349,6 +401,12 @@ class HftRuntime:
         merge(rec, report, from_dict(TestRecord, hft) if hft else None)
 
     # -- the end --------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection(self, session: pytest.Session) -> None:
+        # --hft-preflight asks for the check and nothing else: no collection, no deploy.
+        if self.settings.preflight and not self.is_worker:
+            self.run_preflight_only()
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or (not self.records and self.platform_info is None):

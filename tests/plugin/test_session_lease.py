@@ -39,7 +39,7 @@ def _lease(tmp_path: pathlib.Path, cluster: ScriptedCluster, **settings: object)
         session_start=time.time(),
         make_cluster=lambda: cluster,
         attach_cluster=lambda shared: cluster,
-        render=lambda profile: [{"kind": "Namespace", "metadata": {"name": "hft"}}],
+        render=lambda profile, images: [{"kind": "Namespace", "metadata": {"name": "hft"}}],
         gate_config=GateConfig(timeout_s=2, poll_s=0.01, dns_streak=1, warmup_streak=1),
     )
 
