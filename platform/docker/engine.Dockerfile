@@ -1,5 +1,7 @@
-# Engine service image (hftk8s/engine:0.1.0). Build from the repository root:
-#   docker build -f platform/docker/engine.Dockerfile -t hftk8s/engine:0.1.0 .
+# Engine service image (hftk8s/engine). Build from the repository root:
+#   docker build -f platform/docker/engine.Dockerfile -t hftk8s/engine:<version>-<hash12> .
+# or let the plugin tag (version + content hash), build and load it for a cluster:
+#   python -m pytest_hftk8s images --provider kind|k3d|minikube|orbstack|registry
 # Stage 1 compiles the C++ matching engine (scikit-build-core + CMake + pybind11) into the project
 # wheel; stage 2 installs only that wheel on a slim runtime without compilers.
 FROM python:3.11.7-slim-bookworm AS build
@@ -17,9 +19,13 @@ FROM python:3.11.7-slim-bookworm
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl \
     && rm -rf /wheels \
-    && useradd --system --uid 10001 --no-create-home hft
-USER 10001
+    && groupadd --system --gid 10001 hft \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home hft
+# Numeric user and group, so a securityContext's runAsNonRoot can verify them; pip compiled the
+# bytecode at install, and nothing writes more, so the root filesystem can be mounted read-only.
+USER 10001:10001
 ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
     HFT_BIND_HOST=0.0.0.0 \
     HFT_ENGINE_PORT=9000 \
     HFT_METRICS_PORT=9100
