@@ -291,3 +291,21 @@ DASHBOARD_ROWS: tuple[tuple[str, tuple[tuple[str, str, tuple[tuple[str, Query], 
         ),
     ),
 )
+
+# -- preflight: are the kube-state-metrics and cAdvisor series of the namespace there at all -------
+KSM_SERIES = Query(
+    "ksm_series",
+    f"count(kube_pod_status_ready{{{NS}}})",
+    "series",
+    "kube-state-metrics series of the namespace",
+)
+CADVISOR_SERIES = Query(
+    "cadvisor_series",
+    f"count(container_cpu_usage_seconds_total{{{NS}}})",
+    "series",
+    "cAdvisor series of the namespace",
+)
+KSM_NAMESPACES = Query("ksm_namespaces", "count by (namespace) (kube_pod_status_ready)", "series")
+CADVISOR_NAMESPACES = Query(
+    "cadvisor_namespaces", "count by (namespace) (container_cpu_usage_seconds_total)", "series"
+)
