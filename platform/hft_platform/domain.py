@@ -18,6 +18,9 @@ MAX_QTY = 1_000_000
 MAX_CLIENT_ORDER_ID = 64
 MAX_SYMBOL = 12
 
+#: Order ids are handed out in blocks of this many (one ``nextval('order_id_blocks')`` each).
+ID_BLOCK = 1024
+
 SIDES: dict[str, int] = {"buy": 0, "sell": 1}
 KINDS: dict[str, int] = {"limit": 0, "market": 1, "ioc": 2}
 SIDE_NAMES = {v: k for k, v in SIDES.items()}
@@ -76,6 +79,23 @@ def price_to_ticks(price: float) -> int:
 
 def ticks_to_price(ticks: int) -> float:
     return ticks / TICKS_PER_UNIT
+
+
+def shard_block(first_id: int, *, shard: int, shards: int) -> int:
+    """The first id of a shard's block, from the first id of a block its own database handed out.
+
+    Database shard ``shard`` of ``shards`` turns its block ``b`` into block ``b * shards + shard``:
+    the ids of all shards interleave without overlap, each shard's ids still only grow (also across
+    a restart), and every id names the database that stored it (:func:`shard_of_order`). With one
+    shard this is the identity.
+    """
+    block = (first_id - 1) // ID_BLOCK
+    return (block * shards + shard) * ID_BLOCK + 1
+
+
+def shard_of_order(order_id: int, *, shards: int) -> int:
+    """Which of ``shards`` order databases stored ``order_id`` (see :func:`shard_block`)."""
+    return ((order_id - 1) // ID_BLOCK) % shards
 
 
 def state_after_submit(*, status: int, kind: int, qty: int, filled: int, resting: int) -> OrderState:

@@ -65,6 +65,7 @@ async def serve(settings: Settings) -> int:
         conn=seq_conn,
         shard=settings.shard_name,
         group_max=settings.group_max_orders,
+        id_shard=settings.id_shard,
     )
     restored = await recovery.rebuild(seq_conn, book=book, live=sequencer.live)
     loop = asyncio.get_running_loop()

@@ -54,8 +54,10 @@ class Sequencer:
         conn: asyncpg.Connection,
         shard: str,
         group_max: int = 2048,
+        id_shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.book = book
+        self._id_shard = id_shard  # (shard, shards): which interleaved id blocks are ours
         self.committer = committer
         self._conn = conn
         self._group_max = group_max
@@ -119,7 +121,10 @@ class Sequencer:
         if have >= n:
             return
         need_blocks = (n - have) // store.ID_BLOCK + 1
-        self._blocks.extend(await store.allocate_ids(self._conn, blocks=need_blocks))
+        shard, shards = self._id_shard
+        self._blocks.extend(
+            await store.allocate_ids(self._conn, blocks=need_blocks, shard=shard, shards=shards)
+        )
 
     def _take_id(self) -> int:
         if self._next_id >= self._id_end:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-ID_BLOCK = 1024  # must match INCREMENT BY of the order_id_blocks sequence
+from hft_platform.domain import ID_BLOCK, shard_block  # ID_BLOCK: INCREMENT BY of order_id_blocks
 
 WRITE_SQL = """
 WITH new_orders AS (
@@ -68,10 +68,13 @@ class OpenOrder:
     remaining: int
 
 
-async def allocate_ids(conn: asyncpg.Connection, *, blocks: int) -> list[int]:
-    """Reserve ``blocks`` blocks of ids; returns the first id of each block."""
+async def allocate_ids(
+    conn: asyncpg.Connection, *, blocks: int, shard: int = 0, shards: int = 1
+) -> list[int]:
+    """Reserve ``blocks`` blocks of ids for database shard ``shard`` of ``shards``; returns the first
+    id of each block (the sequence's INCREMENT BY is ``ID_BLOCK``)."""
     rows = await conn.fetch("SELECT nextval('order_id_blocks') FROM generate_series(1, $1)", blocks)
-    return [r[0] - ID_BLOCK + 1 for r in rows]
+    return [shard_block(r[0] - ID_BLOCK + 1, shard=shard, shards=shards) for r in rows]
 
 
 async def lookup_acks(

@@ -101,7 +101,7 @@ async def _fetchrow(pool: asyncpg.Pool, query: str, *args: object) -> asyncpg.Re
 
 async def get_order(ctx: BackendContext, *, user_id: int, order_id: int) -> dict:
     row = await _fetchrow(
-        ctx.pool,
+        ctx.pool_for_order(order_id),
         "SELECT order_id, client_order_id, symbol, side, kind, price, qty, filled, remaining, state "
         "FROM orders WHERE order_id = $1 AND user_id = $2",
         order_id,
@@ -125,7 +125,10 @@ async def get_order(ctx: BackendContext, *, user_id: int, order_id: int) -> dict
 
 async def cancel(ctx: BackendContext, *, user_id: int, order_id: int) -> dict:
     row = await _fetchrow(
-        ctx.pool, "SELECT symbol, state FROM orders WHERE order_id = $1 AND user_id = $2", order_id, user_id
+        ctx.pool_for_order(order_id),
+        "SELECT symbol, state FROM orders WHERE order_id = $1 AND user_id = $2",
+        order_id,
+        user_id,
     )
     if row is None:
         raise NotFound(f"no order {order_id} for this API key")
