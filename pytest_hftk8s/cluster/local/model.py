@@ -3,6 +3,11 @@
 Its job: turn Deployments, StatefulSets, Services, ConfigMaps and Secrets (plain dicts from
 ``manifests.render``) into frozen dataclasses, parse quantities, resolve env (``value``,
 ``fieldRef``, ``secretKeyRef``, ``configMapKeyRef``, ``$(VAR)``). Pure data: no processes, no files.
+
+What the local backend does not run is left out here, in one place: kinds other than workloads,
+Services, ConfigMaps and Secrets (NetworkPolicy, PodDisruptionBudget, RBAC: there is one node and no
+API server); ``securityContext`` (pods run as this machine's processes; postgres drops root as its
+image does); and an ``emptyDir`` mounted on ``/tmp`` (see :data:`SHARED_HOST_DIRS`).
 """
 
 from __future__ import annotations
@@ -12,10 +17,16 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pytest_hftk8s.errors import ConfigError
+
+#: Host directories every local container shares. The local cluster keeps its runtime directory (pod
+#: volumes, config overrides, logs) under the host's /tmp, and containers reach it by path; an
+#: emptyDir mounted over /tmp (which kubelet would give each container, e.g. for a read-only root
+#: filesystem) would hide it, so such a mount is left out and the container sees the shared /tmp.
+SHARED_HOST_DIRS = ("/tmp",)
 
 _MEMORY_SUFFIX = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
@@ -209,6 +220,16 @@ def _container(raw: Mapping[str, Any]) -> ContainerSpec:
     )  # fmt: skip
 
 
+def _without_shared_dirs(spec: ContainerSpec, volumes: Mapping[str, Mapping[str, Any]]) -> ContainerSpec:
+    """``spec`` minus its emptyDir mounts on :data:`SHARED_HOST_DIRS`."""
+    kept = tuple(
+        m
+        for m in spec.mounts
+        if not (m.mount_path.rstrip("/") in SHARED_HOST_DIRS and "emptyDir" in volumes.get(m.name, {}))
+    )
+    return spec if kept == spec.mounts else replace(spec, mounts=kept)
+
+
 def pod_templates(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> list[PodTemplate]:
     """Every Deployment and StatefulSet, in manifest order, placed in ``namespace``."""
     out = []
@@ -226,6 +247,7 @@ def pod_templates(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> li
         for claim in spec.get("volumeClaimTemplates", []):
             volumes[claim["metadata"]["name"]] = {"name": claim["metadata"]["name"], "emptyDir": {}}
         digest = hashlib.sha1(json.dumps(tmpl, sort_keys=True).encode()).hexdigest()
+        containers = tuple(_without_shared_dirs(_container(c), volumes) for c in pod_spec["containers"])
         out.append(
             PodTemplate(
                 kind=obj["kind"],
@@ -234,7 +256,7 @@ def pod_templates(objects: Sequence[Mapping[str, Any]], *, namespace: str) -> li
                 replicas=int(spec.get("replicas", 1)),
                 labels=dict(tmpl.get("metadata", {}).get("labels", {})),
                 annotations=dict(tmpl.get("metadata", {}).get("annotations", {})),
-                containers=tuple(_container(c) for c in pod_spec["containers"]),
+                containers=containers,
                 volumes=volumes,
                 grace_seconds=float(pod_spec.get("terminationGracePeriodSeconds", 30)),
                 service_name=spec.get("serviceName", ""),
