@@ -30,13 +30,13 @@ from typing import Any
 import psutil
 
 from pytest_hftk8s.cluster.base import Cluster, Sweeper
+from pytest_hftk8s.credentials import new_password, with_db_secret
 from pytest_hftk8s.errors import ClusterError, GateTimeout, HftError
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
 from pytest_hftk8s.orchestration.prepare import (
-    new_password,
     present_addons,
     run_preflight,
-    with_db_secret,
+    series_preflight,
     without_addons,
 )
 from pytest_hftk8s.results import PlatformInfo, PreflightCheck
@@ -235,6 +235,9 @@ class PlatformLease:
             ready = time.time() - self.session_start
             nginx = cluster.service_address("nginx", 80)
             prom_url = s.prometheus_url or cluster.service_address("prometheus", 9090).url
+            rows = rows + series_preflight(
+                prom_url, namespace=s.namespace, cluster=cluster.name, progress=self._progress
+            )
         except BaseException:
             self._teardown_cluster(cluster, deployed=False)
             raise

@@ -10,19 +10,14 @@ prerequisite is missing. No pytest here, and no backend named: the cluster does 
 
 from __future__ import annotations
 
-import copy
-import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pytest_hftk8s.cluster.base import Cluster
-from pytest_hftk8s.errors import ConfigError, PreflightFailed
+from pytest_hftk8s.errors import PreflightFailed
 from pytest_hftk8s.report.preflight import failed, format_table
 from pytest_hftk8s.results import PreflightCheck
 
-#: The Secret every database client of the manifests reads (``secretKeyRef: {name: hft-db, key: password}``).
-DB_SECRET = "hft-db"
-DB_SECRET_KEY = "password"
 #: Rendered add-ons carry this label; an add-on the cluster already runs is not deployed again.
 ADDON_LABEL = "hftk8s.io/addon"
 #: The preflight row that says whether a kube-state-metrics already runs (ok = one was found).
@@ -48,6 +43,34 @@ def run_preflight(
     return rows
 
 
+#: How long the series check waits for a fresh Prometheus's first scrapes of the two sources.
+SERIES_WAIT_S = 20.0
+
+
+def series_preflight(
+    prom_url: str, *, namespace: str, cluster: str, progress: Progress, timeout_s: float = SERIES_WAIT_S
+) -> list[PreflightCheck]:
+    """After the gates: the Prometheus in use holds kube-state-metrics and cAdvisor series of the
+    namespace (without them the restart, OOMKilled and CrashLoopBackOff SLOs have no data)."""
+    from pytest_hftk8s.slo.preflight import series_checks
+    from pytest_hftk8s.slo.prom import PromClient
+
+    client = PromClient(prom_url, timeout_s=2.0)
+    try:
+        rows = series_checks(client, namespace=namespace, timeout_s=timeout_s)
+    finally:
+        client.close()
+    if failed(rows):
+        table = format_table(rows, title=f"series in {prom_url} (namespace {namespace})")
+        progress(table)
+        raise PreflightFailed(
+            f"expected kube-state-metrics and cAdvisor series of namespace {namespace} in the Prometheus "
+            f"in use ({prom_url}) within {timeout_s:g}s of {cluster} being ready; without them the restart, "
+            f"OOMKilled and CrashLoopBackOff SLOs cannot be judged:\n{table}"
+        )
+    return rows
+
+
 def present_addons(rows: Sequence[PreflightCheck]) -> set[str]:
     """Add-ons the preflight found already running in the cluster (their overlay copy is skipped)."""
     return {r.check for r in rows if r.check == KSM_CHECK and r.ok}
@@ -61,52 +84,3 @@ def without_addons(objects: Sequence[Mapping[str, Any]], present: set[str]) -> l
         if labels.get(ADDON_LABEL) not in present:
             kept.append(dict(obj))
     return kept
-
-
-def new_password() -> str:
-    """A fresh database password for one deployment (URL-safe, 32 bytes of entropy)."""
-    return secrets.token_urlsafe(32)
-
-
-def with_db_secret(
-    objects: Sequence[Mapping[str, Any]], *, password: str | None, secret_name: str | None
-) -> list[dict[str, Any]]:
-    """The objects with the database Secret in place.
-
-    With ``secret_name`` (``--hft-db-secret``) every ``secretKeyRef`` to ``hft-db`` points at the
-    user's Secret instead and none is added; otherwise a Secret ``hft-db`` holding ``password`` is
-    added - unless the overlay renders one itself, which then wins.
-    """
-    out = [dict(o) for o in objects]
-    if secret_name is not None:
-        return [_renamed_secret_refs(o, secret_name) for o in out]
-    if any(o.get("kind") == "Secret" and (o.get("metadata") or {}).get("name") == DB_SECRET for o in out):
-        return out
-    if not password:
-        raise ConfigError("expected a database password for the generated Secret hft-db; got none")
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": DB_SECRET, "labels": {"app.kubernetes.io/part-of": "hftk8s"}},
-        "type": "Opaque",
-        "stringData": {DB_SECRET_KEY: password},
-    }
-    first_non_namespace = next((i for i, o in enumerate(out) if o.get("kind") != "Namespace"), len(out))
-    out.insert(first_non_namespace, secret)
-    return out
-
-
-def _renamed_secret_refs(obj: dict[str, Any], name: str) -> dict[str, Any]:
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("secretKeyRef")
-            if isinstance(ref, dict) and ref.get("name") == DB_SECRET:
-                node["secretKeyRef"] = {**ref, "name": name}
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-        return node
-
-    return walk(copy.deepcopy(obj))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.credentials import new_password, with_db_secret
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
 from pytest_hftk8s.manifests import render
 from pytest_hftk8s.orchestration.load import driver_for
@@ -71,7 +72,10 @@ def run_scaled(
     began = time.monotonic()
     cluster = runtime.another_cluster(namespace)
     try:
-        cluster.apply(render(profile, root=runtime.settings.manifests_dir))
+        objects = render(profile, root=runtime.settings.manifests_dir)
+        cluster.apply(
+            with_db_secret(objects, password=new_password(), secret_name=runtime.settings.db_secret)
+        )
         ReadinessGate(
             cluster, config=GateConfig(timeout_s=runtime.settings.gate_timeout), progress=runtime.progress
         ).wait()

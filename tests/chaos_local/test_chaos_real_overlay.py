@@ -14,6 +14,7 @@ from pytest_hftk8s import manifests
 from pytest_hftk8s.chaos import pod_kill, stress_cpu, stress_memory
 from pytest_hftk8s.cluster.local import LocalCluster
 from pytest_hftk8s.cluster.local.chaos_driver import LocalChaos
+from pytest_hftk8s.credentials import new_password, with_db_secret
 from pytest_hftk8s.slo.intensity import judge
 from pytest_hftk8s.slo.prom import PromClient
 
@@ -39,7 +40,7 @@ def test_backend_under_cpu_and_memory_pressure_and_engine_kill(
     cluster = make_cluster(backoff_scale=0.1)
     if not cluster.limits_enforced:
         pytest.skip(f"cgroup limits unavailable here: {cluster.warnings}")
-    cluster.apply(manifests.render("local"))
+    cluster.apply(with_db_secret(manifests.render("local"), password=new_password(), secret_name=None))
     ready = lambda: all(w.is_available for w in cluster.workloads())  # noqa: E731
     wait_for(ready, timeout=45, what="every workload available")
     chaos = chaos_on(cluster)

@@ -11,6 +11,7 @@ import yaml
 
 from pytest_hftk8s import manifests
 from pytest_hftk8s.cluster.local import images, model
+from pytest_hftk8s.credentials import with_db_secret
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_nginx_rewrites_listen_and_pid_only() -> None:
 
 
 def _plans(tmp_path: Path) -> dict[str, images.LaunchPlan]:
-    objects = manifests.render("local")
+    objects = with_db_secret(manifests.render("local"), password="pw-images", secret_name=None)
     configmaps, secrets = model.config_data(objects)
     out = {}
     for tmpl in model.pod_templates(objects, namespace="hft"):

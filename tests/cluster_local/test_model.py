@@ -6,6 +6,7 @@ import pytest
 
 from pytest_hftk8s import manifests
 from pytest_hftk8s.cluster.local import model
+from pytest_hftk8s.credentials import with_db_secret
 from pytest_hftk8s.errors import ConfigError
 
 
@@ -29,7 +30,7 @@ def test_bad_quantity_says_what_was_expected() -> None:
 
 @pytest.fixture(scope="module")
 def platform() -> list[dict]:
-    return manifests.render("local")
+    return with_db_secret(manifests.render("local"), password="pw-model", secret_name=None)
 
 
 def test_platform_templates_and_services(platform: list[dict]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -17,6 +16,8 @@ from local_workloads import NEEDS_ROOT, alive, hft_cgroups, wait_for
 from pytest_hftk8s import manifests
 from pytest_hftk8s.cluster.base import Cluster
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.credentials import new_password, with_db_secret
+from pytest_hftk8s.slo.database import db_password
 
 pytestmark = [
     NEEDS_ROOT,
@@ -41,7 +42,7 @@ def _get(url: str) -> int:
 
 def test_local_overlay_becomes_ready_serves_and_is_scraped(make_cluster: Callable[..., LocalCluster]) -> None:
     cluster = make_cluster(backoff_scale=1.0)
-    objects = manifests.render("local")
+    objects = with_db_secret(manifests.render("local"), password=new_password(), secret_name=None)
     cluster.apply(objects)  # rendered for namespace hft; lands in "t" like on kubernetes
     wait_for(
         lambda: all(w.is_available for w in cluster.workloads()), timeout=45, what="every workload available"
@@ -65,8 +66,7 @@ def test_local_overlay_becomes_ready_serves_and_is_scraped(make_cluster: Callabl
     assert cluster.resolve_in_pod(pods["nginx"].name, "backend.t.svc.cluster.local") == [pods["backend"].ip]
 
     # PostgreSQL honours POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB over TCP, like the official image.
-    secret = next(o for o in objects if o["kind"] == "Secret")["data"]["password"]
-    password = base64.b64decode(secret).decode()
+    password = db_password(objects)
     pg = cluster.service_address("postgres", 5432)
     for pw, expected in ((password, 0), ("wrong", 2)):
         psql = subprocess.run(

@@ -45,4 +45,10 @@ def servers() -> Iterator[tuple[Exporter, Prometheus]]:
     if shutil.which(PROMETHEUS) is None:
         pytest.skip(f"needs Debian's prometheus binary at {PROMETHEUS} (apt-get install prometheus)")
     with exporter_and_prometheus() as pair:
+        exporter, _prom = pair
+        # What the session's series preflight asks of any cluster: kube-state-metrics and cAdvisor
+        # series of its namespace (a scripted cluster has no real kubelet, so the exporter says them).
+        pod = {"namespace": "hft", "pod": "backend-0"}
+        exporter.ctl("set", "kube_pod_status_ready", condition="true", **pod)
+        exporter.ctl("set", "container_cpu_usage_seconds_total", value=1.0, container="backend", **pod)
         yield pair

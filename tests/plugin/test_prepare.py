@@ -7,16 +7,14 @@ from collections.abc import Sequence
 
 import pytest
 
+from pytest_hftk8s.credentials import DB_SECRET, new_password, with_db_secret
 from pytest_hftk8s.errors import PreflightFailed
 from pytest_hftk8s.manifests import render
 from pytest_hftk8s.orchestration.prepare import (
     ADDON_LABEL,
-    DB_SECRET,
     KSM_CHECK,
-    new_password,
     present_addons,
     run_preflight,
-    with_db_secret,
     without_addons,
 )
 from pytest_hftk8s.report.preflight import failed, format_table

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from pytest_hftk8s.cluster.local import LocalCluster, sweep
+from pytest_hftk8s.credentials import new_password, with_db_secret
 from pytest_hftk8s.manifests import render
 
 DEFAULT_STATE_DIR = Path("/tmp/hftk8s-state")
@@ -27,7 +28,7 @@ def _up(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"{time.monotonic() - t0:7.2f}s  {message}", flush=True)
 
-    objects = render(args.profile)
+    objects = with_db_secret(render(args.profile), password=new_password(), secret_name=None)
     rendered = time.monotonic() - t0
     cluster = LocalCluster(namespace=args.namespace, state_dir=args.state_dir, progress=progress)
     try:
