@@ -40,6 +40,7 @@ class ScriptedCluster:
         never_ready: Sequence[str] = (),
         dns_script: Sequence[bool] = (),
         journal: pathlib.Path | None = None,
+        waiting_reason: str = "CrashLoopBackOff",
     ) -> None:
         self.namespace = namespace
         self.nginx = nginx
@@ -48,6 +49,8 @@ class ScriptedCluster:
         self.never_ready = set(never_ready)
         self.dns_script = list(dns_script)
         self.journal = journal
+        self.waiting_reason = waiting_reason  # what a not-ready container waits with
+        self.resolved: list[str] = []  # every name resolve_in_pod was asked for
         self.polls = 0
         self.applied: list[KubeObject] = []
         self.deleted = False
@@ -84,7 +87,7 @@ class ScriptedCluster:
                 ready=ready,
                 restart_count=0 if ready else 3,
                 state="running" if ready else "waiting",
-                reason="" if ready else "CrashLoopBackOff",
+                reason="" if ready else self.waiting_reason,
                 last_probe_error="" if ready else "Readiness probe failed: connection refused",
             )
             out.append(PodStatus(f"{w}-0", w, "Running", "127.0.0.1", ready, (container,)))
@@ -98,6 +101,7 @@ class ScriptedCluster:
 
     def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
         self.resolutions += 1
+        self.resolved.append(hostname)
         ok = self.dns_script.pop(0) if self.dns_script else True
         if not ok:
             raise ClusterError(f"getent ahosts {hostname}: not found")

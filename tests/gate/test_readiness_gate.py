@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from scripted_cluster import ScriptedCluster
+from scripted_cluster import WORKLOADS, ScriptedCluster
 
 from pytest_hftk8s.errors import GateTimeout
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
@@ -33,12 +33,21 @@ def test_passes_all_gates_in_order(registrations) -> None:
 
 
 def test_dns_streak_restarts_after_a_miss(registrations) -> None:
-    # ok, ok, miss, then ok x3: the miss resets the streak, so 3 more full rounds are needed
-    cluster = _cluster(registrations, dns_script=[True] * 8 + [False])
+    # a round resolves each service's short name and FQDN; ok, ok, miss, then ok x3: the miss resets
+    # the streak, so 3 more full rounds are needed
+    names = 2 * len(WORKLOADS)
+    cluster = _cluster(registrations, dns_script=[True] * (2 * names) + [False])
     ReadinessGate(cluster, config=_config()).wait()
-    rounds = cluster.resolutions // len(cluster.services())
-    assert cluster.resolutions > 3 * len(cluster.services())
-    assert rounds >= 4
+    assert cluster.resolutions == 2 * names + 1 + 3 * names
+
+
+def test_dns_resolves_every_service_short_and_fully_qualified(registrations) -> None:
+    cluster = _cluster(registrations, namespace="hft-ci")
+    ReadinessGate(cluster, config=_config(dns_streak=1)).wait()
+    assert cluster.resolved == [n for w in WORKLOADS for n in (w, f"{w}.hft-ci.svc.cluster.local")]
+    other = _cluster(registrations, namespace="hft-ci")
+    ReadinessGate(other, config=_config(dns_streak=1, cluster_domain="corp.internal")).wait()
+    assert "backend.hft-ci.svc.corp.internal" in other.resolved
 
 
 def test_warmup_streak_restarts_after_a_failure(registrations) -> None:
@@ -84,3 +93,50 @@ def test_the_whole_gate_shares_one_deadline(registrations) -> None:
     with pytest.raises(GateTimeout, match="'dns'"):
         ReadinessGate(cluster, config=_config(timeout_s=0.4)).wait()
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize(
+    ("reason", "advice"),
+    [
+        ("ImagePullBackOff", "python -m pytest_hftk8s images"),
+        ("ErrImagePull", "--hft-registry"),
+        ("CreateContainerConfigError", "--hft-db-secret"),
+        ("Unschedulable", "no node can take the pod"),
+    ],
+)
+def test_a_reason_that_never_heals_fails_fast_with_the_pods_events(registrations, reason, advice) -> None:
+    cluster = _cluster(registrations, never_ready=["engine"], waiting_reason=reason)
+    started = time.monotonic()
+    with pytest.raises(GateTimeout) as info:
+        ReadinessGate(cluster, config=_config(timeout_s=60, fail_fast_grace_s=0.3)).wait()
+    assert time.monotonic() - started < 3.0  # not the 60 s of the timeout
+    text = str(info.value)
+    assert "readiness gate 'workloads' failed fast after" in text
+    assert f"pod engine-0 container engine is waiting with {reason}" in text
+    assert "events of pod engine-0 (latest last):" in text
+    assert "Warning BackOff: Back-off restarting failed container" in text  # the pod's own events
+    assert advice in text
+    assert "seen: not available: Deployment/engine 0/1" in text
+
+
+def test_a_reason_that_never_heals_is_given_its_grace(registrations) -> None:
+    # ImagePullBackOff for the first polls only (e.g. a registry blip): within the grace, no failure
+    cluster = _cluster(registrations, ready_after_polls=10, waiting_reason="ImagePullBackOff")
+    ReadinessGate(cluster, config=_config(fail_fast_grace_s=2.0)).wait()
+    assert cluster.polls >= 10
+
+
+def test_a_crash_loop_gets_a_longer_grace_then_fails(registrations) -> None:
+    # a start-up order crash that heals (ready after ~0.3 s) passes with the crash-loop grace ...
+    healing = _cluster(registrations, ready_after_polls=30, waiting_reason="CrashLoopBackOff")
+    ReadinessGate(healing, config=_config(fail_fast_grace_s=0.05, crashloop_grace_s=5.0)).wait()
+    # ... one that does not fails once the grace is over, with the log tail and what to do
+    looping = _cluster(registrations, never_ready=["engine"])
+    started = time.monotonic()
+    with pytest.raises(GateTimeout) as info:
+        ReadinessGate(looping, config=_config(timeout_s=60, crashloop_grace_s=0.5)).wait()
+    assert 0.5 <= time.monotonic() - started < 3.0
+    text = str(info.value)
+    assert "container engine is waiting with CrashLoopBackOff" in text
+    assert "| engine-0: boom, connection refused" in text
+    assert "the container keeps exiting" in text
