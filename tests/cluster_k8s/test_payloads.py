@@ -93,3 +93,66 @@ def test_probe_errors_keep_the_latest_per_container() -> None:
         {"reason": "Killing", "involvedObject": {"kind": "Pod", "name": "b-1"}},
     ]
     assert probe_errors(events) == {"b-1": {"backend": "newer", "proxy": "sidecar"}}
+
+
+UNSCHEDULABLE_POD = {  # as a v1.33 API server returns a pod no node can take
+    "metadata": {
+        "name": "backend-7c9d8f6b5-x2k4p",
+        "ownerReferences": [{"kind": "ReplicaSet", "name": "backend-7c9d8f6b5", "controller": True}],
+    },
+    "spec": {"containers": [{"name": "backend", "image": "hftk8s/backend:0.1.0"}]},
+    "status": {
+        "phase": "Pending",
+        "qosClass": "Burstable",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient cpu.",
+                "lastTransitionTime": "2026-11-26T10:00:00Z",
+            }
+        ],
+    },
+}
+
+
+def test_an_unschedulable_pod_says_so_on_each_container() -> None:
+    pod = map_pod(UNSCHEDULABLE_POD)
+    assert (pod.workload, pod.phase, pod.ready, pod.ip) == ("backend", "Pending", False, "")
+    assert pod.containers == (
+        ContainerStatus(
+            name="backend", ready=False, restart_count=0, state="waiting", reason="Unschedulable"
+        ),
+    )
+    # merely not scheduled yet (no reason): nothing to report
+    pending = {
+        **UNSCHEDULABLE_POD,
+        "status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]},
+    }
+    assert map_pod(pending).containers == ()
+
+
+def test_a_waiting_init_container_is_shown_a_finished_one_is_not() -> None:
+    pod = map_pod(
+        {
+            "metadata": {"name": "p"},
+            "status": {
+                "phase": "Pending",
+                "initContainerStatuses": [
+                    {"name": "done", "state": {"terminated": {"reason": "Completed", "exitCode": 0}}},
+                    {
+                        "name": "fetch",
+                        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}},
+                    },
+                ],
+                "containerStatuses": [
+                    {"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}, "restartCount": 0}
+                ],
+            },
+        }
+    )
+    assert [(c.name, c.reason) for c in pod.containers] == [
+        ("main", "PodInitializing"),
+        ("fetch", "ImagePullBackOff"),
+    ]

@@ -2,7 +2,11 @@
 
 Purely data-manipulative: dicts in, :mod:`pytest_hftk8s.cluster.base` dataclasses out. No I/O and no
 ``kubernetes`` import, so the mapping rules (CrashLoopBackOff, OOMKilled, endpoint readiness) are
-testable on plain JSON.
+testable on plain JSON. The reasons a pod cannot start are carried where the backend-neutral gate
+reads them, a container's waiting ``reason``: the kubelet's own (ImagePullBackOff, ErrImagePull,
+CreateContainerConfigError, CrashLoopBackOff, also of a blocking init container), and the scheduler's
+``PodScheduled=False`` reason ``Unschedulable`` on each container of a pod no node can take (such a
+pod has no container statuses at all).
 """
 
 from __future__ import annotations
@@ -51,12 +55,14 @@ class ContainerStatusPayload(TypedDict, total=False):
 class PodStatusPayload(TypedDict, total=False):
     phase: str
     podIP: str
-    conditions: list[dict[str, Any]]
+    conditions: list[dict[str, Any]]  # {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
     containerStatuses: list[ContainerStatusPayload]
+    initContainerStatuses: list[ContainerStatusPayload]
 
 
 class PodPayload(TypedDict, total=False):
     metadata: ObjectMetaPayload
+    spec: dict[str, Any]
     status: PodStatusPayload
 
 
@@ -118,7 +124,12 @@ def map_pod(obj: PodPayload, *, probe_error: Mapping[str, str] | None = None) ->
     """``probe_error`` maps container name to its last failed probe message (from events)."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
     containers = []
-    for cs in status.get("containerStatuses") or []:
+    statuses = list(status.get("containerStatuses") or [])
+    # An init container that waits (image pull, config) holds the whole pod: show it, as kubectl does.
+    statuses += [
+        cs for cs in status.get("initContainerStatuses") or [] if _state(cs.get("state"))[0] == "waiting"
+    ]
+    for cs in statuses:
         state, reason = _state(cs.get("state"))
         last = (cs.get("lastState") or {}).get("terminated") or {}
         containers.append(
@@ -132,6 +143,21 @@ def map_pod(obj: PodPayload, *, probe_error: Mapping[str, str] | None = None) ->
                 last_probe_error=(probe_error or {}).get(cs.get("name", ""), ""),
             )
         )
+    unschedulable = any(
+        c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+        for c in status.get("conditions") or []
+    )
+    if unschedulable and not statuses:
+        containers = [
+            ContainerStatus(
+                name=str(c.get("name", "")),
+                ready=False,
+                restart_count=0,
+                state="waiting",
+                reason="Unschedulable",
+            )
+            for c in (obj.get("spec") or {}).get("containers") or []
+        ] or [ContainerStatus(name="", ready=False, restart_count=0, state="waiting", reason="Unschedulable")]
     ready = any(
         c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
     )
