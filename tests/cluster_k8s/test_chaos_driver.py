@@ -1,4 +1,9 @@
-"""The Chaos Mesh driver against the kmock API emulator: create, wait, always remove, sweep, safety."""
+"""The Chaos Mesh driver against the kmock API emulator: create, wait, always remove, sweep, safety.
+
+The emulated Chaos Mesh selects the emulator's own pods by the experiment's selector (the
+``running_pods`` fixture runs the local overlay's workloads), so a selector that matches nothing
+fails as it does on a cluster, and the container records name real pods.
+"""
 
 from __future__ import annotations
 
@@ -66,8 +71,13 @@ def test_is_a_chaos_driver(driver: KubernetesChaos) -> None:
     assert isinstance(driver, ChaosDriver)
 
 
+def _id_of(pods: list[dict[str, Any]], workload: str) -> str:
+    (pod,) = [p for p in pods if p["metadata"]["labels"].get("app") == workload]
+    return f"hft/{pod['metadata']['name']}"
+
+
 def test_inject_creates_waits_for_injection_and_removes(
-    driver: KubernetesChaos, emulator: Any, body_of: Any
+    driver: KubernetesChaos, emulator: Any, body_of: Any, running_pods: list[dict[str, Any]]
 ) -> None:
     experiment = chaos.stress_cpu(target="backend", load=80, workers=1, duration="30s")
     with driver.inject(experiment, name="hft-cpu") as run:
@@ -79,7 +89,9 @@ def test_inject_creates_waits_for_injection_and_removes(
         requests_inside = len(emulator.requests())
     (create,) = [r for r in emulator.requests() if r.method == "POST"]
     assert create.url.path == STRESS_PATH
-    assert body_of(create) == experiment.to_object(namespace="hft", run_id="run-1", name="hft-cpu")
+    expected = experiment.to_object(namespace="hft", run_id="run-1", name="hft-cpu")
+    expected["metadata"]["labels"]["hftk8s.io/namespace"] = "hft"  # every object says its session
+    assert body_of(create) == expected
     assert body_of(create)["metadata"]["labels"]["hftk8s.io/run-id"] == "run-1"
     after = [(str(r.method), r.url.path) for r in emulator.requests()[requests_inside:]]
     assert after[0] == ("method.DELETE", f"{STRESS_PATH}/hft-cpu")
@@ -90,7 +102,7 @@ def test_inject_creates_waits_for_injection_and_removes(
     record = run.record("stress-cpu backend")
     assert record.action == "cpu"
     assert record.injected is True
-    assert record.containers == ["hft/hft-cpu-target-0"]
+    assert record.containers == [_id_of(running_pods, "backend") + "/backend"]  # pod/container of a stress
     assert record.window is not None
     assert record.window.start == run.injected_at
     assert record.window.end <= run.ended_at
@@ -98,7 +110,9 @@ def test_inject_creates_waits_for_injection_and_removes(
     assert record.intensity_cross_check == []  # Chaos Mesh measures nothing: Prometheus judges
 
 
-def test_one_shot_pod_kill_does_not_wait_for_recovery(emulator: Any, kubeconfig: str) -> None:
+def test_one_shot_pod_kill_does_not_wait_for_recovery(
+    emulator: Any, emulator_thread: Any, kubeconfig: str, running_pods: list[dict[str, Any]]
+) -> None:
     cluster = KubernetesCluster(context="emulated", namespace="hft", kubeconfig=kubeconfig)
     driver = KubernetesChaos.for_cluster(
         cluster, run_id="r", allowed_contexts=["emulated"], poll_interval=0.05
@@ -110,9 +124,22 @@ def test_one_shot_pod_kill_does_not_wait_for_recovery(emulator: Any, kubeconfig:
     after = [(str(r.method), r.url.path) for r in emulator.requests()[count:]]
     assert after == [("method.DELETE", "/apis/chaos-mesh.org/v1alpha1/namespaces/hft/podchaos/hft-kill")]
     assert run.record("pod-kill engine").action == "pod-kill"
+    killed = _id_of(running_pods, "engine")
+    assert run.record("pod-kill engine").containers == [killed]  # a pod-level record
+    assert emulator.objects["v1/pods", "hft", killed.split("/")[1]].deleted
+    replacement = emulator_thread.wait_for(
+        lambda: [
+            k[2] for k, o in emulator.objects.items()
+            if str(k[0].plural) == "pods" and not o.deleted and o["metadata"]["labels"].get("app") == "engine"
+        ],
+        what="the killed engine pod's replacement",
+    )  # fmt: skip
+    assert replacement != [killed.split("/")[1]]
 
 
-def test_injection_timeout_reports_container_record_failures(driver: KubernetesChaos, emulator: Any) -> None:
+def test_injection_timeout_reports_container_record_failures(
+    driver: KubernetesChaos, emulator: Any, running_pods: list[dict[str, Any]]
+) -> None:
     emulator.chaos_behaviour = "fail"
     driver.inject_timeout = 0.5
     with (
@@ -124,7 +151,7 @@ def test_injection_timeout_reports_container_record_failures(driver: KubernetesC
     assert "not injected within 0.5s" in message
     assert "AllInjected=False" in message
     assert "stress-ng: cannot attach to the container's cgroup" in message
-    assert "hft/hft-mem-target-0" in message  # which container record failed
+    assert _id_of(running_pods, "backend") + "/backend: Apply failed" in message  # which record failed
     assert ("method.DELETE", f"{STRESS_PATH}/hft-mem") in _calls(emulator)  # removed all the same
 
 
@@ -157,7 +184,9 @@ def test_missing_chaos_mesh_is_a_chaos_error(driver: KubernetesChaos, emulator: 
     assert info.value.__cause__ is not None
 
 
-def test_an_exception_in_the_block_still_removes(driver: KubernetesChaos, emulator: Any) -> None:
+def test_an_exception_in_the_block_still_removes(
+    driver: KubernetesChaos, emulator: Any, running_pods: list[dict[str, Any]]
+) -> None:
     with (
         pytest.raises(RuntimeError, match="test body failed"),
         driver.inject(chaos.network_delay(target="postgres", latency="50ms"), name="hft-delay"),
@@ -169,7 +198,9 @@ def test_an_exception_in_the_block_still_removes(driver: KubernetesChaos, emulat
     assert emulator.objects["chaos-mesh.org/v1alpha1/networkchaos", "hft", "hft-delay"].deleted
 
 
-def test_registry_removal_is_idempotent(driver: KubernetesChaos, emulator: Any) -> None:
+def test_registry_removal_is_idempotent(
+    driver: KubernetesChaos, emulator: Any, running_pods: list[dict[str, Any]]
+) -> None:
     with driver.inject(chaos.stress_cpu(target="backend"), name="hft-twice") as run:
         assert registry.remove_all() == ["hft/stresschaos/hft-twice"]  # what atexit / SIGINT run
         assert run.removed
@@ -209,8 +240,8 @@ def test_sweep_deletes_only_the_plugins_objects(
         emulator["get /apis/chaos-mesh.org/v1alpha1/namespaces/hft/networkchaos"]
         << kmock.KubernetesNotFoundError()
     )
-    assert sorted(driver.sweep()) == ["podchaos/left-2", "stresschaos/left-1"]
-    lists = [r for r in emulator.requests() if r.method == "GET"]
+    assert sorted(driver.sweep()) == ["PodChaos/left-2", "StressChaos/left-1"]
+    lists = [r for r in emulator.requests() if r.method == "GET" and "labelSelector" in r.url.query]
     assert {r.url.query["labelSelector"] for r in lists} == {"app.kubernetes.io/managed-by=pytest-hftk8s"}
     assert len(lists) == 4  # every chaos kind, the missing CRD skipped
     assert not emulator.objects["chaos-mesh.org/v1alpha1/stresschaos", "hft", "someone-elses"].deleted
@@ -270,7 +301,9 @@ def _child_env(kubeconfig: str, marker: pathlib.Path) -> dict[str, str]:
     return {**os.environ, "HFT_TEST_KUBECONFIG": kubeconfig, "HFT_TEST_MARKER": str(marker)}
 
 
-def test_atexit_guard_removes_chaos_left_open(kubeconfig: str, emulator: Any, tmp_path: pathlib.Path) -> None:
+def test_atexit_guard_removes_chaos_left_open(
+    kubeconfig: str, emulator: Any, tmp_path: pathlib.Path, running_pods: list[dict[str, Any]]
+) -> None:
     script = tmp_path / "leave_open.py"
     script.write_text(
         "import atexit\n"
@@ -302,7 +335,7 @@ def test_atexit_guard_removes_chaos_left_open(kubeconfig: str, emulator: Any, tm
 
 
 def test_sigint_during_an_experiment_in_a_pytest_subprocess(
-    kubeconfig: str, emulator: Any, tmp_path: pathlib.Path
+    kubeconfig: str, emulator: Any, tmp_path: pathlib.Path, running_pods: list[dict[str, Any]]
 ) -> None:
     marker = tmp_path / "injected.marker"
     test_file = tmp_path / "test_victim.py"
