@@ -101,10 +101,12 @@ def test_apply_of_the_rendered_local_overlay(kubeconfig: str, emulator: Any, bod
     for request, obj in zip(patches[1:], [o for o in objects if o["kind"] != "Namespace"], strict=True):
         sent = body_of(request)
         assert sent["kind"] == obj["kind"]
-        assert request.url.path.endswith(f"/{obj['metadata']['name']}")
-        if request.url.path.startswith(("/api/v1/namespaces/hft-ci/", "/apis/apps/v1/namespaces/hft-ci/")):
+        if "/namespaces/hft-ci/" in request.url.path:
+            assert request.url.path.endswith(f"/{obj['metadata']['name']}")
             assert sent["metadata"]["namespace"] == "hft-ci"
-        else:  # cluster-scoped RBAC
+        else:  # cluster-scoped RBAC: the session namespace is part of the name
+            assert request.url.path.endswith(f"/{obj['metadata']['name']}-hft-ci")
+            assert sent["metadata"]["name"] == f"{obj['metadata']['name']}-hft-ci"
             assert "namespace" not in sent["metadata"]
             for subject in sent.get("subjects", []):
                 assert subject["namespace"] == "hft-ci"
@@ -188,9 +190,12 @@ def test_delete_all_wait_is_bounded(emulator: Any, emulator_thread: Any, kubecon
     emulator_thread.call(
         lambda: emulator.objects[key].patch({"metadata": {"finalizers": ["example.com/hold"]}})
     )
-    with pytest.raises(ClusterError, match=r"teardown incomplete after 0s.*ConfigMap/nginx-conf"):
+    with pytest.raises(ClusterError, match=r"teardown incomplete after 0s.*ConfigMap/nginx-conf") as info:
         cluster.delete_all()
     cluster.close()
+    assert "finalizers ['example.com/hold']" in str(info.value)
+    force = """kubectl -n hft patch configmaps nginx-conf --type=merge -p '{"metadata":{"finalizers":[]}}'"""
+    assert f"release with `{force}`" in str(info.value)
 
 
 BACKEND_POD = {
@@ -469,7 +474,10 @@ def test_service_address_port_forwards_to_a_ready_pod(
     address = cluster.service_address("backend", "http")
     assert address.host == "127.0.0.1"
     assert address.port > 0
-    assert address.extra == {"pod": "backend-x2", "remote_port": "8000"}
+    assert address.via == "port-forward"  # a ClusterIP Service: no direct path, so the fallback
+    assert address.extra["pod"] == "backend-x2"
+    assert address.extra["remote_port"] == "8000"
+    assert "service backend is type ClusterIP, not LoadBalancer" in address.extra["why"]
     assert cluster.service_address("backend", 80) == address  # one forward per pod port
     for payload in (b"ping", b"second connection"):  # the emulated pod port echoes, prefixed
         with socket.create_connection((address.host, address.port), timeout=5) as conn:
@@ -499,7 +507,7 @@ def test_service_address_port_forwards_to_a_ready_pod(
     )
     engine_slice["ports"] = [{"name": "metrics", "port": 9100}, {"name": "rpc", "port": 9001}]
     _seed(emulator_thread, "discovery.k8s.io/v1/endpointslices", "engine-a", engine_slice)
-    assert cluster.service_address("engine", "rpc").extra == {"pod": "engine-x1", "remote_port": "9001"}
+    assert cluster.service_address("engine", "rpc").extra["remote_port"] == "9001"
     with pytest.raises(ClusterError, match="no port 'grpc'"):
         cluster.service_address("backend", "grpc")
     cluster.close()

@@ -1,8 +1,9 @@
 """The one door to the Kubernetes API: a kubeconfig-bound client and its ``call_api`` boundary.
 
 Every request of the kubernetes backend and of the Kubernetes chaos driver goes through
-:meth:`KubeApi.call_api` (generated client methods) or :meth:`KubeApi.request` (raw REST paths, used
-for server-side apply of any kind and for reads that we want as plain JSON). Both translate the
+:meth:`KubeApi.call_api` (generated client methods), :meth:`KubeApi.request` (raw REST paths, used
+for server-side apply of any kind and for reads that we want as plain JSON) or
+:meth:`KubeApi.open_websocket` (the port-forward streams). Both translate the
 client's ``ApiException`` and transport errors into the project's :class:`ClusterError` /
 :class:`ClusterUnavailable`, chained, with a message that says what to do.
 
@@ -19,12 +20,14 @@ from typing import Any, TypeVar
 
 from pytest_hftk8s.errors import ClusterError, ClusterUnavailable
 
-__all__ = ["DEFAULT_REQUEST_TIMEOUT", "ApiNotFound", "KubeApi"]
+__all__ = ["CHANNEL_V4", "DEFAULT_REQUEST_TIMEOUT", "ApiNotFound", "KubeApi"]
 
 T = TypeVar("T")
 
 #: Seconds for one HTTP request (connect + read). Nothing in this backend waits unbounded.
 DEFAULT_REQUEST_TIMEOUT = 10.0
+#: The websocket subprotocol of exec and port-forward: one leading channel byte per message.
+CHANNEL_V4 = "v4.channel.k8s.io"
 
 
 class ApiNotFound(ClusterError):
@@ -139,6 +142,38 @@ class KubeApi:
 
         return client.CustomObjectsApi(self.api_client)
 
+    def open_websocket(
+        self, path: str, *, what: str, query: Sequence[tuple[str, str]] = (), protocol: str = CHANNEL_V4
+    ) -> Any:
+        """A connected websocket on a streaming subresource (``pods/<name>/portforward``).
+
+        Authenticated as :meth:`request` is (bearer token, client certificate, CA) and bounded by the
+        request timeout, unlike the client's own ``stream`` helpers (unbounded connect, plus a proxy
+        thread per stream whose CPU its caller cannot see). The caller speaks ``protocol`` on it.
+        """
+        from kubernetes.stream import ws_client
+        from websocket import WebSocket
+
+        configuration = self.api_client.configuration
+        with self.translated(what):
+            _method, url, headers, _body, _post = self.api_client.param_serialize(
+                method="GET",
+                resource_path=path,
+                query_params=list(query),
+                header_params={},
+                auth_settings=["BearerToken"],
+            )
+            url = ws_client.get_websocket_url(url)
+            header = {"sec-websocket-protocol": protocol}
+            if "authorization" in headers:
+                header["authorization"] = headers["authorization"]
+            if configuration.proxy or configuration.proxy_headers:  # the client's proxy handling
+                return ws_client.create_websocket(configuration, url, header)
+            ws = WebSocket(sslopt=_ssl_options(configuration, url), skip_utf8_validation=True)
+            ws.settimeout(self.request_timeout)
+            ws.connect(url, header=[f"{k}: {v}" for k, v in header.items()])
+            return ws
+
     def close(self) -> None:
         self.api_client.close()
 
@@ -169,6 +204,26 @@ class KubeApi:
                 f"or check the control plane."
             )
         return ClusterError(f"cannot {what}: {seen}")
+
+
+def _ssl_options(configuration: Any, url: str) -> dict[str, Any]:
+    """The TLS settings of a kubeconfig, as ``websocket-client`` takes them (the client's own rules)."""
+    import ssl
+
+    options: dict[str, Any] = {"cert_reqs": ssl.CERT_NONE}
+    if url.startswith("wss://") and configuration.verify_ssl:
+        import certifi
+
+        options = {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": configuration.ssl_ca_cert or certifi.where()}
+        if configuration.assert_hostname is not None:
+            options["check_hostname"] = configuration.assert_hostname
+    if configuration.cert_file:
+        options["certfile"] = configuration.cert_file
+    if configuration.key_file:
+        options["keyfile"] = configuration.key_file
+    if configuration.tls_server_name:
+        options["server_hostname"] = configuration.tls_server_name
+    return options
 
 
 def _status_message(body: str | None) -> str:

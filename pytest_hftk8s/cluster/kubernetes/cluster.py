@@ -1,14 +1,18 @@
 """The kubernetes backend: the :class:`~pytest_hftk8s.cluster.base.Cluster` contract on a kube context.
 
-Deploys by server-side apply of the rendered objects, reads workloads, pods, endpoints and events as
-plain JSON mapped onto the base dataclasses, resolves names inside a pod by exec and reaches Services
-through loopback port-forwards. Every request goes through :class:`KubeApi` (the one place errors are
+Deploys by server-side apply of the rendered objects, labelled as the plugin's (:mod:`.ownership`:
+claim templates carry the run id, cluster-scoped names the namespace); reads workloads, pods,
+endpoints and events as plain JSON mapped onto the base dataclasses; resolves names inside a pod by
+exec; reaches Services by a LoadBalancer address, a node port or a loopback port-forward
+(:mod:`.access`, ``--hft-access``); tears down only what carries its labels, and sweeps what earlier
+runs left (:mod:`.sweep`). Every request goes through :class:`KubeApi` (the one place errors are
 translated). It must not decide readiness (that is the gate's job) nor know about chaos or SLOs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -21,8 +25,20 @@ from pytest_hftk8s.cluster.base import (
     ServiceAddress,
     WorkloadStatus,
 )
+from pytest_hftk8s.cluster.kubernetes.access import expected_for, plan_access, reachable
 from pytest_hftk8s.cluster.kubernetes.api import DEFAULT_REQUEST_TIMEOUT, ApiNotFound, KubeApi
 from pytest_hftk8s.cluster.kubernetes.kinds import TEARDOWN_ORDER, Kind, KindTable
+from pytest_hftk8s.cluster.kubernetes.ownership import (
+    CREATED_LABEL,
+    MANAGED_BY,
+    RUN_ID_LABEL,
+    cluster_scoped_name,
+    force_finalizers_command,
+    label_claim_templates,
+    owned_by,
+    ownership_labels,
+    rename_role_ref,
+)
 from pytest_hftk8s.cluster.kubernetes.payloads import (
     map_endpoint_slices,
     map_event,
@@ -37,12 +53,6 @@ from pytest_hftk8s.results import PreflightCheck
 
 __all__ = ["MANAGED_BY", "KubernetesCluster"]
 
-#: The label every object the plugin creates carries; ``delete_all`` and chaos sweeps select on it.
-MANAGED_BY = ("app.kubernetes.io/managed-by", "pytest-hftk8s")
-#: Which session namespace an object belongs to (cluster-scoped RBAC objects need it to be told apart).
-NAMESPACE_LABEL = "hftk8s.io/namespace"
-#: On a Namespace: the plugin created it, so the plugin may delete it.
-CREATED_LABEL = "hftk8s.io/created"
 _PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 
 
@@ -60,10 +70,19 @@ class KubernetesCluster:
         delete_timeout: float = 60.0,
         exec_timeout: float = 10.0,
         access: str = "auto",
+        run_id: str | None = None,
+        progress: Callable[[str], None] | None = None,
+        probe_timeout: float = 1.0,
+        finalizer_timeout: float = 10.0,
     ) -> None:
         self.name = context
         self.access = access  # how service_address reaches a Service (see --hft-access)
         self.namespace = namespace
+        #: Labels the volume claims this session's StatefulSets create (the sweep keeps this run's).
+        self.run_id = run_id or secrets.token_hex(4)
+        self.progress = progress or (lambda _message: None)
+        self.probe_timeout = probe_timeout  # one TCP connect to a LoadBalancer / NodePort address
+        self.finalizer_timeout = finalizer_timeout  # how long the sweep waits for what it deleted
         self.field_manager = field_manager
         self.delete_timeout = delete_timeout
         self.exec_timeout = exec_timeout
@@ -73,6 +92,10 @@ class KubernetesCluster:
         self._owns_namespace = False
         self._overlay_namespace = namespace  # the namespace the rendered overlay names (moved to ours)
         self._forwards: dict[tuple[str, int], LocalPortForward] = {}
+        self._direct: dict[tuple[str, str], ServiceAddress] = {}  # service, port -> LB / NodePort address
+        self._forward_cpu_closed = 0.0
+        self._fallbacks_noted: set[str] = set()
+        self._renamed: set[str] = set()  # cluster-scoped names of this apply (before the suffix)
 
     # -- deploy / teardown -----------------------------------------------------------------------
 
@@ -94,6 +117,12 @@ class KubernetesCluster:
         )
         if not any(o.get("kind") == "Namespace" for o in ordered):
             ordered.insert(0, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}})
+        self._renamed = {
+            str((o.get("metadata") or {}).get("name"))
+            for o in ordered
+            if o.get("kind") != "Namespace"
+            and not self._kinds.resolve(str(o.get("apiVersion", "")), str(o.get("kind", ""))).namespaced
+        }
         for obj in ordered:
             self._apply_one(obj)
 
@@ -108,6 +137,8 @@ class KubernetesCluster:
             name = meta["name"] = self.namespace
             if self._owns_namespace:
                 meta["labels"][CREATED_LABEL] = "true"
+        elif not kind.namespaced:  # one cluster, many sessions: the name says whose it is
+            name = meta["name"] = cluster_scoped_name(name, self.namespace)
         if kind.namespaced:
             meta["namespace"] = self.namespace
         else:
@@ -120,6 +151,11 @@ class KubernetesCluster:
                 else s
                 for s in obj.get("subjects") or []
             ]
+            body = rename_role_ref(body, renamed=self._renamed, namespace=self.namespace)
+        if kind.kind == "StatefulSet":
+            body = label_claim_templates(
+                body, labels={**self._labels, RUN_ID_LABEL: self.run_id}, existing=self._read(kind, name)
+            )
         self.api.request(
             "PATCH",
             kind.object_path(self.namespace, name),
@@ -133,7 +169,17 @@ class KubernetesCluster:
 
     @property
     def _labels(self) -> dict[str, str]:
-        return {MANAGED_BY[0]: MANAGED_BY[1], NAMESPACE_LABEL: self.namespace}
+        return ownership_labels(self.namespace)
+
+    def _read(self, kind: Kind, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(
+                self.api.request(
+                    "GET", kind.object_path(self.namespace, name), what=f"read {kind.kind}/{name}"
+                )
+            )
+        except ApiNotFound:
+            return None
 
     def _teardown_kinds(self) -> list[Kind]:
         known = [self._kinds.resolve(api_version, kind) for api_version, kind in TEARDOWN_ORDER]
@@ -158,8 +204,7 @@ class KubernetesCluster:
             except ApiNotFound:  # a kind this server does not serve holds nothing of ours
                 continue
             for item in listing.get("items") or []:
-                labels = (item.get("metadata") or {}).get("labels") or {}
-                if all(labels.get(k) == v for k, v in self._labels.items()):  # never delete others' objects
+                if owned_by(item, self.namespace):  # never delete others' objects
                     pending.append((kind, str(item["metadata"]["name"])))
         namespace_kind = self._kinds.resolve("v1", "Namespace")
         with contextlib.suppress(ApiNotFound):
@@ -184,20 +229,38 @@ class KubernetesCluster:
             if not remaining:
                 break
             if time.monotonic() >= deadline:
-                names = ", ".join(f"{k.kind}/{n}" for k, n in remaining)
                 raise ClusterError(
                     f"teardown incomplete after {self.delete_timeout:.0f}s: expected every applied object "
-                    f"gone, still present: {names}. Check finalizers with `kubectl get -n "
-                    f"{self.namespace} <kind> <name> -o yaml`."
+                    f"gone, still present: {'; '.join(self._stuck(k, n) for k, n in remaining)}. Find out "
+                    f"what holds them (`kubectl -n {self.namespace} describe <kind> <name>`) before forcing."
                 )
             time.sleep(0.2)
 
+    def _stuck(self, kind: Kind, name: str) -> str:
+        obj = self._read(kind, name) or {}
+        finalizers = (obj.get("metadata") or {}).get("finalizers") or []
+        if not finalizers:
+            return f"{kind.kind}/{name}"
+        command = force_finalizers_command(
+            namespace=self.namespace if kind.namespaced else None, resource=kind.plural, name=name
+        )
+        return f"{kind.kind}/{name} (finalizers {finalizers}; release with `{command}`)"
+
+    def sweep(self, *, keep_run_id: str | None) -> list[str]:
+        """Delete what earlier runs left in this namespace: the plugin's chaos objects and volume claims
+        of any run but ``keep_run_id`` (``None``: of every run). Returns ``Kind/name`` of each; one
+        stuck on a finalizer past ``finalizer_timeout`` is listed with the command that releases it."""
+        from pytest_hftk8s.cluster.kubernetes.sweep import sweep_namespace
+
+        return sweep_namespace(
+            self.api,
+            namespace=self.namespace,
+            keep_run_id=keep_run_id,
+            finalizer_timeout=self.finalizer_timeout,
+        )
+
     def _exists(self, kind: Kind, name: str) -> bool:
-        try:
-            self.api.request("GET", kind.object_path(self.namespace, name), what=f"read {kind.kind}/{name}")
-        except ApiNotFound:
-            return False
-        return True
+        return self._read(kind, name) is not None
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -306,7 +369,15 @@ class KubernetesCluster:
         return parse_getent(out)
 
     def service_address(self, service: str, port: int | str) -> ServiceAddress:
-        """A loopback port-forward to a ready pod behind ``service:port`` (reused per pod port)."""
+        """Where this process reaches ``service:port``, by ``access`` (see :mod:`.access`).
+
+        ``auto``: the Service's LoadBalancer address, else its NodePort, whichever accepts a TCP
+        connection; else a loopback port-forward to a ready pod (reused per pod port), said once
+        through ``progress`` with the reasons. An explicit mode that is impossible is an error.
+        """
+        key = (service, str(port))
+        if key in self._direct:
+            return self._direct[key]
         svc = self.api.request(
             "GET", f"/api/v1/namespaces/{self.namespace}/services/{service}", what=f"read service {service}"
         )
@@ -318,6 +389,48 @@ class KubernetesCluster:
             raise ClusterError(
                 f"service {service} has no port {port!r}; its ports: {svc.get('spec', {}).get('ports')}"
             )
+        notes: list[str] = []
+        if self.access != "port-forward":
+            plan = plan_access(
+                self.access, service=svc, spec_port=spec_port, context=self.name, nodes=self._nodes
+            )
+            notes = list(plan.notes)
+            for candidate in plan.candidates:
+                why = reachable(candidate.host, candidate.port, timeout=self.probe_timeout)
+                if not why:
+                    address = ServiceAddress(
+                        host=candidate.host,
+                        port=candidate.port,
+                        extra={"source": candidate.source},
+                        via=candidate.via,
+                    )
+                    self._direct[key] = address
+                    return address
+                notes.append(
+                    f"{candidate.via} {candidate.host}:{candidate.port} ({candidate.source}) did not connect: {why}"
+                )
+            if self.access != "auto":
+                raise ClusterError(
+                    f"--hft-access={self.access}: cannot reach service {service} port {port} that way. Expected "
+                    f"{expected_for(self.access)}; seen: {'; '.join(notes) or 'no candidate address'}. Use the "
+                    f"overlay of your provider (--hft-profile=orbstack or kind), or --hft-access=auto."
+                )
+        address = self._port_forward(service, spec_port)
+        why = "; ".join(notes) or "--hft-access=port-forward"
+        if self.access == "auto" and service not in self._fallbacks_noted:
+            self._fallbacks_noted.add(service)
+            self.progress(
+                f"service {service}: no direct path ({why}); using an in-process port-forward to "
+                f"{address.extra['pod']} (its threads share this process's CPU with the load generator)"
+            )
+        return ServiceAddress(
+            host=address.host, port=address.port, extra={**address.extra, "why": why}, via="port-forward"
+        )
+
+    def _nodes(self) -> list[Mapping[str, Any]]:
+        return list(self.api.request("GET", "/api/v1/nodes", what="list nodes").get("items") or [])
+
+    def _port_forward(self, service: str, spec_port: Mapping[str, Any]) -> ServiceAddress:
         ready = [e for e in self.endpoints(service) if e.ready and e.pod]
         if not ready:
             raise ClusterError(
@@ -333,12 +446,23 @@ class KubernetesCluster:
         key = (pod, remote)
         if key not in self._forwards:
             self._forwards[key] = LocalPortForward(
-                open_stream=lambda: self._open_portforward(pod, remote),
+                open_stream=lambda: self.api.open_websocket(
+                    f"/api/v1/namespaces/{self.namespace}/pods/{pod}/portforward",
+                    query=[("ports", str(remote))],
+                    what=f"port-forward to {pod}:{remote}",
+                ),
                 remote_port=remote,
                 name=f"{pod}:{remote}",
             )
         fwd = self._forwards[key]
-        return ServiceAddress(host=fwd.host, port=fwd.port, extra={"pod": pod, "remote_port": str(remote)})
+        return ServiceAddress(
+            host=fwd.host, port=fwd.port, extra={"pod": pod, "remote_port": str(remote)}, via="port-forward"
+        )
+
+    def forwarding_cpu_seconds(self) -> float:
+        """CPU seconds this process spent so far forwarding (every port-forward's threads, closed ones
+        included): the load engine adds what it grows by during a run to its own CPU."""
+        return self._forward_cpu_closed + sum(f.cpu_seconds for f in list(self._forwards.values()))
 
     def _slice_port(self, service: str, name: str) -> int | None:
         slices = self._list(
@@ -350,24 +474,12 @@ class KubernetesCluster:
                     return int(p["port"])
         return None
 
-    def _open_portforward(self, pod: str, port: int) -> Any:
-        from kubernetes import client
-        from kubernetes.stream import portforward
-
-        core = client.CoreV1Api(self.api.api_client)
-        return self.api.call_api(
-            f"port-forward to {pod}:{port}",
-            portforward,
-            core.connect_get_namespaced_pod_portforward,
-            pod,
-            self.namespace,
-            ports=str(port),
-        )
-
     def close(self) -> None:
         for fwd in self._forwards.values():
             fwd.close()
+            self._forward_cpu_closed += fwd.cpu_seconds
         self._forwards.clear()
+        self._direct.clear()
         self.api.close()
 
     def chaos_driver(

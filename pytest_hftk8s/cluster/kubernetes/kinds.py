@@ -49,6 +49,7 @@ def _k(api_version: str, kind: str, plural: str, *, namespaced: bool = True) -> 
 
 KNOWN_KINDS: tuple[Kind, ...] = (
     _k("v1", "Namespace", "namespaces", namespaced=False),
+    _k("v1", "Node", "nodes", namespaced=False),
     _k("v1", "ConfigMap", "configmaps"),
     _k("v1", "Secret", "secrets"),
     _k("v1", "Service", "services"),
@@ -60,6 +61,7 @@ KNOWN_KINDS: tuple[Kind, ...] = (
     _k("apps/v1", "StatefulSet", "statefulsets"),
     _k("apps/v1", "DaemonSet", "daemonsets"),
     _k("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    _k("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     _k("discovery.k8s.io/v1", "EndpointSlice", "endpointslices"),
     _k("rbac.authorization.k8s.io/v1", "Role", "roles"),
     _k("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
@@ -77,6 +79,7 @@ TEARDOWN_ORDER: tuple[tuple[str, str], ...] = (
     ("apps/v1", "StatefulSet"),
     ("apps/v1", "DaemonSet"),
     ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("v1", "Service"),
     ("v1", "ConfigMap"),
     ("v1", "Secret"),
