@@ -376,3 +376,71 @@ def test_sigint_during_an_experiment_in_a_pytest_subprocess(
     deletes = [c for c in _calls(emulator) if c[0] == "method.DELETE"]
     assert deletes == [("method.DELETE", f"{STRESS_PATH}/hft-sigint")]
     assert _eventually_gone(emulator, ("chaos-mesh.org/v1alpha1/stresschaos", "hft", "hft-sigint"))
+
+
+def test_a_selector_that_matches_no_pod_fails_within_seconds(
+    driver: KubernetesChaos, emulator: Any, running_pods: list[dict[str, Any]]
+) -> None:
+    driver.inject_timeout = 30.0  # it must not take that long
+    started = time.monotonic()
+    with (
+        pytest.raises(ChaosError) as info,
+        driver.inject(chaos.stress_cpu(target="no-such-workload"), name="hft-nothing"),
+    ):
+        pytest.fail("the block must not run when nothing was selected")
+    assert time.monotonic() - started < 3.0
+    message = str(info.value)
+    assert "StressChaos hft-nothing selected no pod" in message
+    assert "Selected=False, AllInjected=True" in message  # chaos-mesh#3374: vacuously "all injected"
+    assert "event: 'Failed to select targets: no pod is selected'" in message
+    assert "kubectl -n hft get pods -l app=no-such-workload" in message
+    assert ("method.DELETE", f"{STRESS_PATH}/hft-nothing") in _calls(emulator)  # removed all the same
+    stored = emulator.objects["chaos-mesh.org/v1alpha1/stresschaos", "hft", "hft-nothing"]
+    assert stored.last["status"]["experiment"] == {
+        "desiredPhase": "Run"
+    }  # no records, as Chaos Mesh leaves it
+
+
+def test_without_the_event_the_3374_status_fails_after_the_select_grace(
+    driver: KubernetesChaos, emulator: Any
+) -> None:
+    emulator["get /api/v1/namespaces/hft/events"] << kmock.KubernetesError(status=403, reason="Forbidden")
+    driver.select_grace = 0.5
+    started = time.monotonic()
+    with (
+        pytest.raises(ChaosError, match=r"selected no pod after"),
+        driver.inject(chaos.pod_kill(target="engine")),
+    ):
+        pytest.fail("the block must not run when nothing was selected")
+    assert 0.5 <= time.monotonic() - started < 3.0
+
+
+def _pods_labelled(emulator: Any, n: int) -> None:
+    for i in range(n):
+        emulator.objects["v1/pods", "hft", f"web-{i}"] = {
+            "metadata": {"name": f"web-{i}", "namespace": "hft", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "nginx"}, {"name": "exporter"}]},
+            "status": {"phase": "Running"},
+        }
+    emulator.objects["v1/pods", "elsewhere", "web-x"] = {  # another namespace: never selected
+        "metadata": {"name": "web-x", "namespace": "elsewhere", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "nginx"}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "selected"),
+    [("one", None, 1), ("all", None, 4), ("fixed", "2", 2), ("fixed", "9", 4), ("fixed-percent", "30", 2)],
+)
+def test_the_mode_decides_how_many_matching_pods_are_hit(
+    driver: KubernetesChaos, emulator_thread: Any, mode: str, value: str | None, selected: int
+) -> None:
+    emulator_thread.call(lambda: _pods_labelled(emulator_thread.emulator, 4))
+    experiment = chaos.pod_failure(target="web", mode=mode, **({"value": value} if value else {}))
+    with driver.inject(experiment, name=f"hft-{mode}") as run:
+        ids = [r["id"] for r in run.records]
+    assert len(ids) == len(set(ids)) == selected  # fixed-percent 30% of 4: ceil(1.2) = 2
+    assert set(ids) <= {f"hft/web-{i}" for i in range(4)}
+    with driver.inject(chaos.stress_cpu(target="web", mode="all"), name="hft-stress") as run:
+        ids = sorted(r["id"] for r in run.records)
+    assert ids == sorted(f"hft/web-{i}/{c}" for i in range(4) for c in ("nginx", "exporter"))  # per container
