@@ -159,3 +159,13 @@ class Sweeper(Protocol):
         """Delete the plugin's chaos objects and PVCs except those of run ``keep_run_id``; return what
         was removed (``Kind/name``). Bounded; reports objects stuck on finalizers instead of waiting."""
         ...
+
+
+@runtime_checkable
+class ForwardingCpu(Protocol):
+    """A backend whose Service addresses may be in-process port-forwards: their threads share the
+    load generator's process, so the generator's validity check counts their CPU too."""
+
+    def forwarding_cpu_seconds(self) -> float:
+        """CPU seconds this process spent forwarding so far (monotonic)."""
+        ...

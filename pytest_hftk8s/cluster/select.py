@@ -41,6 +41,7 @@ def make_cluster(
     state_dir: pathlib.Path,
     backoff_scale: float = 1.0,
     access: str = "auto",
+    run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Cluster:
     """A new, empty cluster handle for ``name`` in ``namespace`` (nothing deployed yet)."""
@@ -52,7 +53,9 @@ def make_cluster(
         )
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)
+    return KubernetesCluster(
+        context=context_of(name), namespace=namespace, access=access, run_id=run_id, progress=progress
+    )
 
 
 def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str], access: str = "auto") -> Cluster:

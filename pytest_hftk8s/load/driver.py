@@ -31,6 +31,7 @@ class LoadDriver:
         max_duration: float | None = None,
         defaults: Mapping[str, Any] | None = None,
         on_start: Callable[[LoadRun], None] | None = None,
+        extra_cpu: Callable[[], float] | None = None,
     ) -> None:
         unknown = sorted(set(defaults or {}) - MARKER_KEYS)
         if unknown:
@@ -43,6 +44,8 @@ class LoadDriver:
         self.max_duration = max_duration
         self.defaults = dict(defaults or {})
         self.on_start = on_start
+        #: CPU other threads of this process spend for the load (an in-process port-forward).
+        self.extra_cpu = extra_cpu
         self.runs: list[LoadRun] = []
 
     def constant_rate(
@@ -77,6 +80,7 @@ class LoadDriver:
             results_dir=self.results_dir,
             name=merged.pop("name", f"load{len(self.runs) + 1}"),
             progress=self.progress,
+            extra_cpu=self.extra_cpu,
             **merged,
         )
         self.runs.append(run)

@@ -278,6 +278,11 @@ class PlatformLease:
         host, port = info.nginx.removeprefix("http://").rsplit(":", 1)
         cluster = self._attach_cluster(shared.shared)
         self._progress(f"attached to the platform deployed by pid {shared.owner_pid}")
+        if info.access == "port-forward":
+            # A port-forward runs in the process that opened it: this worker's load gets its own, so
+            # its CPU counts in this worker's validity check rather than in the owner's.
+            address = cluster.service_address("nginx", 80)
+            host, port = address.host, str(address.port)
         return Platform(
             namespace=info.namespace,
             nginx=(host, int(port)),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from pytest_hftk8s.cluster.base import ForwardingCpu
 from pytest_hftk8s.errors import HftError
 from pytest_hftk8s.load.driver import LoadDriver
 from pytest_hftk8s.orchestration.recorder import state_of
@@ -48,6 +49,11 @@ def driver_for(runtime: HftRuntime, item: pytest.Item, *, record: bool = True) -
         max_duration=runtime.settings.load_timeout,
         defaults=defaults,
         on_start=lambda _run: runtime.hold_measurement(),
+        extra_cpu=(
+            platform.cluster.forwarding_cpu_seconds
+            if platform.access == "port-forward" and isinstance(platform.cluster, ForwardingCpu)
+            else None
+        ),
     )
     if record:
         driver.runs = state_of(item).loads  # the test's state sees every run the driver makes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import pathlib
+import secrets
 import tempfile
 import threading
 import time
@@ -57,6 +58,8 @@ class HftRuntime:
         self._db: DbTarget | None = None
         self.written: tuple[pathlib.Path, pathlib.Path] | None = None
         self._running: str | None = None  # the test whose protocol is under way
+        #: Labels what this session creates that may outlive it (volume claims), for the sweep.
+        self.run_id = secrets.token_hex(4)
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -209,6 +212,8 @@ class HftRuntime:
             namespace=namespace or self.settings.namespace,
             state_dir=self._state_dir(),
             backoff_scale=self.settings.backoff_scale,
+            access=self.settings.access,
+            run_id=self.run_id,
             progress=self.progress,
         )
 
@@ -221,7 +226,12 @@ class HftRuntime:
         if custom is not None:
             return custom
         assert self.settings.cluster is not None
-        return attach_cluster(self.settings.cluster, namespace=self.settings.namespace, shared=shared)
+        return attach_cluster(
+            self.settings.cluster,
+            namespace=self.settings.namespace,
+            shared=shared,
+            access=self.settings.access,
+        )
 
     def another_cluster(self, namespace: str) -> Cluster:
         """A fresh cluster handle of the session's kind in another namespace (e.g. a scaled profile)."""

@@ -23,6 +23,7 @@ from pytest_hftk8s.cluster.base import (
     WorkloadStatus,
 )
 from pytest_hftk8s.errors import ClusterError
+from pytest_hftk8s.results import PreflightCheck
 
 WORKLOADS = ("backend", "engine", "nginx", "prometheus")
 
@@ -41,6 +42,7 @@ class ScriptedCluster:
         dns_script: Sequence[bool] = (),
         journal: pathlib.Path | None = None,
         waiting_reason: str = "CrashLoopBackOff",
+        preflight_fails: str = "",
     ) -> None:
         self.namespace = namespace
         self.nginx = nginx
@@ -49,6 +51,7 @@ class ScriptedCluster:
         self.never_ready = set(never_ready)
         self.dns_script = list(dns_script)
         self.journal = journal
+        self.preflight_fails = preflight_fails  # the check the preflight reports missing, if any
         self.waiting_reason = waiting_reason  # what a not-ready container waits with
         self.resolved: list[str] = []  # every name resolve_in_pod was asked for
         self.polls = 0
@@ -133,3 +136,16 @@ class ScriptedCluster:
 
     def chaos_driver(self, *, run_id: str, allowed_contexts: Sequence[str], echo: object) -> object:
         raise ClusterError("the scripted cluster injects no chaos; use the local cluster or a kube context")
+
+    def preflight(self, *, images: Sequence[str] = (), chaos: bool = True) -> list[PreflightCheck]:
+        self._note(f"preflight images={len(images)} chaos={chaos}")
+        rows = [PreflightCheck("context reachable", True, "scripted, always")]
+        if self.preflight_fails:
+            rows.append(
+                PreflightCheck(self.preflight_fails, False, "not installed", "helm install chaos-mesh ...")
+            )
+        return rows
+
+    def sweep(self, *, keep_run_id: str | None) -> list[str]:
+        self._note("sweep")
+        return []

@@ -50,5 +50,5 @@ def servers() -> Iterator[tuple[Exporter, Prometheus]]:
         # series of its namespace (a scripted cluster has no real kubelet, so the exporter says them).
         pod = {"namespace": "hft", "pod": "backend-0"}
         exporter.ctl("set", "kube_pod_status_ready", condition="true", **pod)
-        exporter.ctl("set", "container_cpu_usage_seconds_total", value=1.0, container="backend", **pod)
+        exporter.ctl("inc", "container_cpu_usage_seconds_total", value=1.0, container="backend", **pod)
         yield pair

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import pathlib
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -272,10 +273,70 @@ def test_keep_skips_teardown(
     pytester.makepyfile(test_inner_keep="def test_uses(hft_platform):\n    pass\n")
     result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-keep")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*--hft-keep: leaving the platform running in namespace hft*"])
+    result.stdout.fnmatch_lines(["*--hft-delete=never: leaving the platform running in namespace hft*"])
     calls = [c["call"] for c in _calls(journal)]
     assert "delete_all" not in calls
-    assert calls[-1] == "close"
+    assert calls[-2:] == ["sweep", "close"], "chaos and volumes are swept even when the platform stays"
+
+
+@pytest.mark.parametrize(("fail", "deleted"), [(False, True), (True, False)])
+def test_delete_on_success_keeps_a_failed_sessions_platform(
+    pytester: pytest.Pytester,
+    base_args: list[str],
+    servers: tuple[Exporter, Prometheus],
+    fail: bool,
+    deleted: bool,
+) -> None:
+    journal = _conftest(pytester, servers)
+    pytester.makepyfile(
+        test_inner_on_success=f"""
+        def test_one(hft_platform):
+            pass
+
+        def test_two(hft_platform):
+            assert not {fail}, "a test failed"
+        """
+    )
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-delete=on-success")
+    result.assert_outcomes(passed=1 + (not fail), failed=int(fail))
+    calls = [c["call"] for c in _calls(journal)]
+    assert ("delete_all" in calls) is deleted
+    assert calls.count("sweep") == 2, calls  # before deploying and at teardown, whatever the policy
+    assert calls.index("sweep") < calls.index("apply 1") if "apply 1" in calls else True
+    if fail:
+        result.stdout.fnmatch_lines(["*--hft-delete=on-success and a test failed: leaving the platform*"])
+
+
+def test_preflight_runs_first_and_a_missing_prerequisite_deploys_nothing(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus]
+) -> None:
+    journal = _conftest(pytester, servers, preflight_fails="Chaos Mesh")
+    pytester.makepyfile(test_inner_preflight="def test_uses(hft_platform):\n    pass\n")
+    began = time.monotonic()
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted")
+    assert time.monotonic() - began < 30
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*PreflightFailed*nothing was deployed*", "*Chaos Mesh*FAIL*helm install*"])
+    calls = [c["call"] for c in _calls(journal)]
+    assert calls[0].startswith("preflight")
+    assert not [c for c in calls if c.startswith("apply")]
+
+
+@pytest.mark.parametrize("fails", ["", "Chaos Mesh"])
+def test_hft_preflight_alone_prints_the_table_and_exits(
+    pytester: pytest.Pytester, base_args: list[str], servers: tuple[Exporter, Prometheus], fails: str
+) -> None:
+    journal = _conftest(pytester, servers, preflight_fails=fails)
+    pytester.makepyfile(test_inner_never="def test_never_collected(hft_platform):\n    pass\n")
+    result = pytester.runpytest(*base_args, "--hft-cluster=scripted", "--hft-preflight")
+    assert result.ret == (1 if fails else 0)
+    result.stdout.fnmatch_lines(["*preflight of scripted*", "*context reachable*ok*"])
+    if fails:
+        result.stdout.fnmatch_lines(["*Chaos Mesh*FAIL*", "*1 prerequisite(s) missing*"])
+    else:
+        result.stdout.fnmatch_lines(["*every prerequisite is in place*"])
+    calls = [c["call"] for c in _calls(journal)]
+    assert [c for c in calls if not c.startswith(("preflight", "close"))] == [], calls
 
 
 def test_slo_file_applies_to_load_tests_and_warnings_do_not_fail(
