@@ -365,3 +365,49 @@ def test_this_environments_install_gets_no_assert_rewrite_warning(tmp_path: path
     done = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "1 passed" in done.stdout, done.stdout[-3000:]
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: kind-kind
+  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
+users:
+- name: kind-kind
+  user: {token: not-a-token}
+contexts:
+- name: kind-kind
+  context: {cluster: kind-kind, user: kind-kind}
+current-context: kind-kind
+"""
+
+
+@pytest.mark.slow
+def test_preflight_of_a_kube_context_runs_from_the_wheel_alone(
+    venv: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    # The context's API server is a closed loopback port: preflight must say so, quickly and cleanly.
+    (tmp_path / "kubeconfig").write_text(KUBECONFIG)
+    done = _run(
+        venv, tmp_path, "-m", "pytest", "-p", "no:cacheprovider", "--hft-cluster=kind", "--hft-preflight",
+        env={"KUBECONFIG": str(tmp_path / "kubeconfig")},
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode not in (0, 3, 4), out[-4000:]  # 3: internal error, 4: usage error
+    assert "kind-kind" in out, out[-4000:]
+    assert "Traceback" not in out, out[-4000:]
+    assert "INTERNALERROR" not in out, out[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster's preflight runs as root")
+def test_the_local_cluster_without_the_platform_says_what_to_install(
+    venv: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    done = _run(
+        venv, tmp_path, "-m", "pytest", "-p", "no:cacheprovider", "--hft-cluster=local", "--hft-preflight"
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode not in (0, 3, 4), out[-4000:]
+    assert re.search(r"platform packages\s+FAIL\s+hft_platform", out), out[-4000:]
+    assert "INTERNALERROR" not in out, out[-4000:]
