@@ -169,3 +169,10 @@ class ForwardingCpu(Protocol):
     def forwarding_cpu_seconds(self) -> float:
         """CPU seconds this process spent forwarding so far (monotonic)."""
         ...
+
+
+@runtime_checkable
+class SecretReader(Protocol):
+    """A backend that can read a Secret the user created (``--hft-db-secret``)."""
+
+    def secret_value(self, name: str, key: str) -> str: ...

@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.cluster.base import Cluster, SecretReader
+from pytest_hftk8s.credentials import DB_SECRET_KEY
 from pytest_hftk8s.errors import ConfigError, HftError
 from pytest_hftk8s.orchestration.lease import MeasurementLock, Platform, PlatformLease
 from pytest_hftk8s.orchestration.recorder import TestState, merge, record, state_key, state_of
@@ -245,8 +246,13 @@ class HftRuntime:
 
             try:
                 address = self.platform.cluster.service_address("postgres", 5432)
-                password = self.lease.db_password() if self.lease is not None else None
-                if password is None:  # the overlay rendered its own Secret, or --hft-db-secret
+                cluster = self.platform.cluster
+                password: str | None
+                if self.settings.db_secret is not None and isinstance(cluster, SecretReader):
+                    password = cluster.secret_value(self.settings.db_secret, DB_SECRET_KEY)
+                else:
+                    password = self.lease.db_password() if self.lease is not None else None
+                if password is None:  # the overlay rendered its own Secret
                     password = db_password(render(self.settings.profile, root=self.settings.manifests_dir))
             except HftError:
                 return None

@@ -516,3 +516,22 @@ def test_service_address_port_forwards_to_a_ready_pod(
         socket.create_connection((address.host, address.port), timeout=2),
     ):
         pass
+
+
+def test_secret_value_reads_the_users_secret_and_names_a_missing_key(
+    cluster: KubernetesCluster, emulator_thread: Any
+) -> None:
+    import base64
+
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "team-db", "namespace": "hft"},
+        "data": {"password": base64.b64encode(b"s3cret").decode()},
+    }
+    _seed(emulator_thread, "v1/secrets", "team-db", secret)
+    assert cluster.secret_value("team-db", "password") == "s3cret"
+    with pytest.raises(
+        ClusterError, match=r"expected key 'pass' in Secret hft/team-db.*create secret generic"
+    ):
+        cluster.secret_value("team-db", "pass")

@@ -11,6 +11,7 @@ translated). It must not decide readiness (that is the gate's job) nor know abou
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import secrets
 import time
@@ -489,6 +490,19 @@ class KubernetesCluster:
         from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos
 
         return KubernetesChaos.for_cluster(self, run_id=run_id, allowed_contexts=allowed_contexts, echo=echo)
+
+    def secret_value(self, name: str, key: str) -> str:
+        """One key of a Secret in the namespace (the database password of ``--hft-db-secret``)."""
+        secret = self.api.request(
+            "GET", f"/api/v1/namespaces/{self.namespace}/secrets/{name}", what=f"read secret {name}"
+        )
+        data = secret.get("data") or {}
+        if key not in data:
+            raise ClusterError(
+                f"expected key {key!r} in Secret {self.namespace}/{name}; it has {sorted(data)}. Create it "
+                f"with `kubectl -n {self.namespace} create secret generic {name} --from-literal={key}=...`"
+            )
+        return base64.b64decode(data[key]).decode()
 
     def share(self) -> Mapping[str, str]:
         """A kube context is shared state: other processes need only its name and the namespace."""
