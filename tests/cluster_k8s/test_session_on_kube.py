@@ -130,13 +130,23 @@ def _order(text: str, *needles: str) -> list[int]:
     return out
 
 
+def _bind_node_port(*, wait_s: float = 60.0) -> NginxStandIn:
+    """nginx on kind's node port (extraPortMappings: hostPort 30080 on 127.0.0.1); other tests on this
+    machine (the kind overlay's) hold it for a moment, so wait a bounded while before giving up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return NginxStandIn("127.0.0.1", 30080)
+        except OSError as e:
+            if time.monotonic() >= deadline:
+                pytest.skip(f"127.0.0.1:30080 stayed taken for {wait_s:g}s on this machine ({e})")
+            time.sleep(0.5)
+
+
 def test_a_session_on_kind_runs_preflight_images_deploy_gates_chaos_slo_then_sweeps(
     tmp_path: pathlib.Path, cluster: SessionThread, servers: tuple[Exporter, Prometheus], body_of: Any
 ) -> None:
-    try:
-        nginx = NginxStandIn("127.0.0.1", 30080)  # kind's extraPortMappings: hostPort 30080 on 127.0.0.1
-    except OSError as e:
-        pytest.skip(f"127.0.0.1:30080 is taken on this machine ({e})")
+    nginx = _bind_node_port()
     try:
         done, elapsed, log = _run_inner(tmp_path, cluster, servers[1])
     finally:
