@@ -19,6 +19,7 @@ from pytest_hftk8s.errors import HftError
 from pytest_hftk8s.orchestration.recorder import TestState, state_of
 from pytest_hftk8s.results import AckCheck, FillCheck, OomSequence, Recovery, SloResult, Window
 from pytest_hftk8s.slo import builtin, evaluate, relative
+from pytest_hftk8s.slo.database import DATABASE_CHECKS
 from pytest_hftk8s.slo.prom import PromClient
 
 if TYPE_CHECKING:
@@ -78,7 +79,9 @@ def evaluate_for(
     try:
         plain, extras = resolve(runtime, checks, client, values)
         results = evaluate.evaluate(
-            plain, span, client, variables=values, loads=state.summaries(), db=runtime.db_target(),
+            plain, span, client, variables=values, loads=state.summaries(),
+            # Only the database checks need it: a PromQL-only SLO opens no path to PostgreSQL.
+            db=runtime.db_target() if any(isinstance(c, DATABASE_CHECKS) for c in plain) else None,
             api_url=platform.api_url,
         )  # fmt: skip
     finally:

@@ -337,3 +337,7 @@ class OrdersTraded:
             f"expected <= {self.max_resting_share:.0%})"
         )
         return out
+
+
+#: The checks that read PostgreSQL (the others never need a path to it).
+DATABASE_CHECKS = (AckedOrdersStored, FillIntegrity, OrdersTraded)
