@@ -113,15 +113,19 @@ def test_constraints_pin_every_declared_dependency_inside_its_range() -> None:
 
 
 def test_ci_installs_all_three_distributions_with_the_constraints() -> None:
-    script = (ROOT / ".ci" / "install").read_text()
-    install = next(line for line in script.splitlines() if "-e ./engine_cpp" in line)
+    lines = (ROOT / ".ci" / "install").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "-e ./engine_cpp" in line)
     for part in (
         "-c constraints/ci.txt",
         "--build-constraint constraints/ci.txt",
         "-e ./platform",
         "-e '.[test]'",
     ):
-        assert part in install, f".ci/install: expected {part!r} in {install!r}"
+        assert part in lines[at], f".ci/install: expected {part!r} in {lines[at]!r}"
+    # Over the earlier one-distribution layout, its uninstall would delete hftk8s-engine's compiled files.
+    uninstall = [i for i, line in enumerate(lines) if "pip uninstall" in line and "pytest-hftk8s" in line]
+    assert uninstall, ".ci/install: expected our distributions uninstalled before the install"
+    assert uninstall[0] < at
 
 
 def test_an_editable_install_reads_the_checkout() -> None:
