@@ -108,6 +108,18 @@ def parse_bool(value: str) -> bool:
     raise ConfigError(f"expected a boolean (1/0, true/false, yes/no); got {value!r}")
 
 
+#: Providers whose clusters have an overlay of their own (manifests/overlays/<name>).
+PROVIDER_PROFILES = ("kind", "orbstack")
+
+
+def default_profile(cluster: str) -> str:
+    """The overlay a cluster gets without --hft-profile: its provider's (kind, orbstack), else local."""
+    for provider in PROVIDER_PROFILES:
+        if cluster == provider or cluster.startswith(f"{provider}-"):
+            return provider
+    return "local"
+
+
 def _choice(flag: str, choices: tuple[str, ...]) -> Callable[[str], str]:
     def parse(value: str) -> str:
         lowered = value.strip().lower()
@@ -178,7 +190,8 @@ OPTIONS = (
     ),
     Option(
         "--hft-profile",
-        "manifests overlay to deploy (manifests/overlays/<profile>; default: local)",
+        "manifests overlay to deploy (manifests/overlays/<profile>; default: kind or orbstack on those "
+        "clusters, else local)",
         parse_profile,
         "local",
         needs_cluster=True,
@@ -437,6 +450,8 @@ def resolve(
             path = pathlib.Path(values[key])
             values[key] = path if path.is_absolute() else rootpath / path
     values["keep"] = bool(values["keep"])
+    if "hft_profile" not in explicit and values["cluster"]:
+        values["profile"] = default_profile(values["cluster"])
     values["preflight"] = bool(values["preflight"])
     if values["keep"]:
         if "hft_delete" in explicit and values["delete"] != "never":

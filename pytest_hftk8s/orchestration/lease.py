@@ -116,6 +116,7 @@ class PlatformLease:
         render: Callable[[str, Mapping[str, str]], list[dict[str, Any]]],
         images: Callable[[], Mapping[str, str]] | None = None,
         chaos_allowed: bool = False,
+        series_check: Callable[..., list[PreflightCheck]] = series_preflight,
         progress: Progress | None = None,
         gate_config: GateConfig | None = None,
     ) -> None:
@@ -127,6 +128,7 @@ class PlatformLease:
         self._render = render
         self._images = images or dict
         self._chaos_allowed = chaos_allowed
+        self._series_check = series_check
         self._password: str | None = None
         self.failed = False  # a test of this process failed (for --hft-delete=on-success)
         self._progress = progress or (lambda _m: None)
@@ -235,7 +237,7 @@ class PlatformLease:
             ready = time.time() - self.session_start
             nginx = cluster.service_address("nginx", 80)
             prom_url = s.prometheus_url or cluster.service_address("prometheus", 9090).url
-            rows = rows + series_preflight(
+            rows = rows + self._series_check(
                 prom_url, namespace=s.namespace, cluster=cluster.name, progress=self._progress
             )
         except BaseException:

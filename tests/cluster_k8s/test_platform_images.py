@@ -31,9 +31,11 @@ def tree(tmp_path: pathlib.Path) -> pathlib.Path:
     root = tmp_path / "src"
     shutil.copytree(ROOT / "platform" / "docker", root / "platform" / "docker")
     for rel, text in {
-        "pyproject.toml": "[project]\nname = 'x'\n",
-        "README.md": "readme\n",
+        "constraints/ci.txt": "pip==26.3\n",
+        "pyproject.toml": "[project]\nname = 'the plugin, not in any image'\n",
         "pytest_hftk8s/plugin.py": "x = 1\n",
+        "platform/pyproject.toml": "[project]\nname = 'hftk8s-platform'\n",
+        "platform/README.md": "readme\n",
         "platform/hft_platform/backend/app.py": "app = 1\n",
         "engine_cpp/src/book.cpp": "int main() {}\n",
         "docs/ARCHITECTURE.md": "not copied into any image\n",
@@ -61,11 +63,12 @@ def test_the_real_dockerfiles_copy_what_the_hash_covers() -> None:
     for spec in im.PLATFORM_IMAGES:
         text = (ROOT / spec.dockerfile).read_text()
         assert im.copied_sources(text) == [
-            "pyproject.toml",
-            "README.md",
-            "pytest_hftk8s",
-            "platform/hft_platform",
+            "constraints/ci.txt",
             "engine_cpp",
+            "platform/pyproject.toml",
+            "platform/README.md",
+            "platform/hft_platform",
+            "constraints/ci.txt",
         ]
         assert (ROOT / f"{spec.dockerfile}.dockerignore").is_file()
 
@@ -75,7 +78,8 @@ def test_the_hash_follows_the_copied_sources_only(tree: pathlib.Path) -> None:
     assert _hashes(tree) == before
 
     (tree / "docs" / "ARCHITECTURE.md").write_text("changed, but no image copies it\n")
-    for junk in ("pytest_hftk8s/__pycache__/plugin.cpython-311.pyc", "engine_cpp/build/CMakeCache.txt"):
+    (tree / "pytest_hftk8s" / "plugin.py").write_text("x = 2  # the plugin drives the cluster from outside\n")
+    for junk in ("platform/hft_platform/__pycache__/app.cpython-311.pyc", "engine_cpp/build/CMakeCache.txt"):
         (tree / junk).parent.mkdir(parents=True, exist_ok=True)
         (tree / junk).write_text("local build products, dropped by the .dockerignore\n")
     (tree / "engine_cpp" / "python").mkdir(parents=True)
@@ -95,10 +99,13 @@ def test_the_hash_follows_the_copied_sources_only(tree: pathlib.Path) -> None:
 
 def test_dockerignore_rules_as_docker_applies_them() -> None:
     rules = im.ignore_rules((ROOT / "platform" / "docker" / "backend.Dockerfile.dockerignore").read_text())
-    assert not im.is_ignored("pytest_hftk8s/plugin.py", rules)
+    assert not im.is_ignored("platform/hft_platform/backend/app.py", rules)
     assert not im.is_ignored("engine_cpp/src/book.cpp", rules)
-    assert not im.is_ignored("pyproject.toml", rules)
-    assert im.is_ignored("pytest_hftk8s/slo/__pycache__/prom.cpython-311.pyc", rules)
+    assert not im.is_ignored("platform/pyproject.toml", rules)
+    assert not im.is_ignored("constraints/ci.txt", rules)
+    assert im.is_ignored("pyproject.toml", rules)  # the plugin's: not in the images
+    assert im.is_ignored("pytest_hftk8s/plugin.py", rules)
+    assert im.is_ignored("platform/hft_platform/__pycache__/app.cpython-311.pyc", rules)
     assert im.is_ignored("engine_cpp/build/CMakeCache.txt", rules)
     assert im.is_ignored("build/cp311/engine.o", rules)  # allow-list: everything else stays out
     assert im.is_ignored(".git/HEAD", rules)

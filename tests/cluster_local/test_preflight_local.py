@@ -155,7 +155,7 @@ def test_missing_tools_and_servers_name_the_package_to_install(
     assert pg.action.startswith("apt-get install postgresql-15")
     assert "installed: PostgreSQL 16" in pg.found
     assert rows["platform packages"].found == "hftk8s_not_installed not importable"
-    assert "install the platform distribution" in rows["platform packages"].action
+    assert "pip install -e ./engine_cpp -e ./platform" in rows["platform packages"].action
     assert all(r.blocking for r in rows.values())
 
 

@@ -84,7 +84,7 @@ def test_inert_without_a_cluster(pytester: pytest.Pytester, base_args: list[str]
 
 def test_header_shows_cluster_context_and_profile(pytester: pytest.Pytester, base_args: list[str]) -> None:
     result = pytester.runpytest(*base_args, "--hft-cluster=kind", "--hft-namespace=team-a")
-    result.stdout.fnmatch_lines(["hftk8s: cluster=kind context=kind-kind profile=local namespace=team-a *"])
+    result.stdout.fnmatch_lines(["hftk8s: cluster=kind context=kind-kind profile=kind namespace=team-a *"])
     local = pytester.runpytest(*base_args, "--hft-cluster=local")
     local.stdout.fnmatch_lines(["hftk8s: cluster=local context=embedded one-node cluster profile=local *"])
 

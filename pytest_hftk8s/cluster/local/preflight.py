@@ -34,8 +34,8 @@ POD_TOOLS = ("nsenter", "mount", "hostname", "setpriv")
 #: The Python packages the platform images run as: the backend/engine services and the compiled engine.
 PLATFORM_PACKAGES = ("hft_platform", "hft_engine")
 PLATFORM_ACTION = (
-    "install the platform distribution with its compiled engine into this interpreter (see README; "
-    "`bash .ci/install` installs everything)"
+    "pip install 'pytest-hftk8s[local]'; from a checkout: pip install -e ./engine_cpp -e ./platform "
+    "(`bash .ci/install` installs everything)"
 )
 
 
