@@ -39,7 +39,7 @@ from pytest_hftk8s.orchestration.prepare import (
     series_preflight,
     without_addons,
 )
-from pytest_hftk8s.results import PlatformInfo, PreflightCheck
+from pytest_hftk8s.results import PlatformInfo, PreflightCheck, from_dict
 from pytest_hftk8s.settings import HftSettings
 
 Progress = Callable[[str], None]
@@ -276,7 +276,7 @@ class PlatformLease:
             self._progress(f"swept {when}: {', '.join(removed)}")
 
     def _attach(self, shared: _Shared) -> Platform:
-        info = PlatformInfo(**shared.published)
+        info = from_dict(PlatformInfo, shared.published)
         host, port = info.nginx.removeprefix("http://").rsplit(":", 1)
         cluster = self._attach_cluster(shared.shared)
         self._progress(f"attached to the platform deployed by pid {shared.owner_pid}")
@@ -315,8 +315,9 @@ class PlatformLease:
     def _teardown_cluster(self, cluster: Cluster, *, deployed: bool = True) -> None:
         """Sweep chaos and volumes always; delete the platform unless ``--hft-delete`` says keep it."""
         policy = self.settings.delete
-        failed = self.failed or bool(self._published_unlocked(FAILED_KEY))
-        keep = deployed and (policy == "never" or (policy == "on-success" and failed))
+        # A deploy that did not get ready is a failure too: on-success keeps it for a look.
+        failed = not deployed or self.failed or bool(self._published_unlocked(FAILED_KEY))
+        keep = policy == "never" or (policy == "on-success" and failed)
         try:
             self._sweep(cluster, when="at teardown")
             if keep:

@@ -93,3 +93,15 @@ def test_gate_failure_tears_down_what_was_deployed(tmp_path: pathlib.Path, nginx
         lease.acquire()
     assert cluster.deleted
     assert cluster.applied
+
+
+def test_on_success_keeps_a_deploy_that_did_not_get_ready(
+    tmp_path: pathlib.Path, nginx: tuple[str, int]
+) -> None:
+    cluster = ScriptedCluster(nginx=nginx, never_ready=["engine"])
+    lease = _lease(tmp_path, cluster, delete="on-success")
+    lease._gate_config = GateConfig(timeout_s=0.2, poll_s=0.01)
+    with pytest.raises(GateTimeout, match="'workloads'"):
+        lease.acquire()
+    assert cluster.applied
+    assert not cluster.deleted, "kept for a look: the session failed"
