@@ -175,3 +175,14 @@ def test_the_checked_server_paths_are_the_ones_the_image_table_runs(tmp_path: Pa
     nginx = _argv0("nginx:1.27", "/etc/nginx/nginx.conf", "events {}\nhttp {}\n", tmp_path)
     prometheus = _argv0("prom/prometheus:v3.1.0", "/etc/prometheus/prometheus.yml", "{}\n", tmp_path)
     assert (nginx, prometheus) == (str(preflight.NGINX), str(preflight.PROMETHEUS))
+
+
+@NEEDS_ROOT
+def test_a_preflight_only_cluster_leaves_nothing_behind_when_closed(tmp_path: Path) -> None:
+    cluster = LocalCluster(namespace="preflight-only", state_dir=tmp_path / "state")
+    runtime_dir = cluster.runtime_dir
+    assert runtime_dir.is_dir()
+    cluster.preflight(chaos=False)
+    cluster.close()  # --hft-preflight closes without a teardown: nothing ran, so nothing may stay
+    assert not runtime_dir.exists()
+    assert not list((tmp_path / "state").glob("*.json"))

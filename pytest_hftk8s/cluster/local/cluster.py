@@ -411,8 +411,14 @@ class LocalCluster:
 
         They then run unsupervised (no probes, no restarts) until the next LocalCluster on the same
         ``state_dir`` sweeps them, or ``python -m pytest_hftk8s.cluster.local sweep``. Does nothing
-        after :meth:`delete_all`.
+        after :meth:`delete_all`. A cluster that never ran a pod (``--hft-preflight``) has nothing to
+        outlive it: its runtime directory, exporter and state file go at once.
         """
+        with self._lock:
+            ran_nothing = not self._containers()
+        if ran_nothing:
+            self.delete_all()
+            return
         atexit.unregister(self.delete_all)
 
     def chaos_driver(
