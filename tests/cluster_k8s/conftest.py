@@ -37,17 +37,15 @@ import math
 import pathlib
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from typing import Any
 
 import aiohttp.web
 import kmock
 import pytest
-import yaml
 from kube_controllers import HOST_IP, NODE, ClusterControllers
+from served_api import ServedApi, write_kubeconfig
 
 NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 LOG_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
@@ -411,32 +409,16 @@ def _records(obj: Any) -> list[dict[str, Any]]:
     return list(((obj.get("status") or {}).get("experiment") or {}).get("containerRecords") or [])
 
 
-class EmulatorThread:
-    """Runs an :class:`Emulator` and its HTTP server on a private event loop thread."""
+class EmulatorThread(ServedApi):
+    """Runs an :class:`Emulator` and its HTTP server, with its controllers, on a private loop thread."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._ready: Future[tuple[Emulator, str]] = Future()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(self._main(),), daemon=True
-        )
-        self._thread.start()
-        self.emulator, self.url = self._ready.result(timeout=10)
+    def __init__(self, make: Callable[[], Emulator] | None = None) -> None:
+        super().__init__(make or Emulator, background=self._controllers)
+        self.emulator: Emulator = self.api
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        try:
-            async with Emulator() as emulator, kmock.Server(emulator) as server:
-                emulator.setup()
-                controllers = asyncio.create_task(emulator.controllers())
-                self._ready.set_result((emulator, str(server.url).rstrip("/")))
-                await self._stop.wait()
-                controllers.cancel()
-        except BaseException as e:
-            if not self._ready.done():
-                self._ready.set_exception(e)
-            raise
+    @staticmethod
+    async def _controllers(emulator: Emulator) -> None:
+        await emulator.controllers()
 
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the emulator's loop (where its objects may be touched safely)."""
@@ -445,7 +427,7 @@ class EmulatorThread:
             async with self.emulator._lock:
                 return fn()
 
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=5)
+        return self.on_loop(run, timeout=5)
 
     def wait_for(self, check: Callable[[], Any], *, what: str, timeout: float = 10.0) -> Any:
         """Poll ``check`` on the emulator's loop until it returns something truthy (bounded)."""
@@ -457,12 +439,6 @@ class EmulatorThread:
             )
             time.sleep(0.05)
         return found
-
-    def stop(self) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture
@@ -477,20 +453,6 @@ def emulator_thread() -> Iterator[EmulatorThread]:
 @pytest.fixture
 def emulator(emulator_thread: EmulatorThread) -> Emulator:
     return emulator_thread.emulator
-
-
-def write_kubeconfig(path: pathlib.Path, *, server: str, context: str = "emulated") -> str:
-    """A kubeconfig with one context pointing at ``server`` (bearer token auth)."""
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": context,
-        "clusters": [{"name": context, "cluster": {"server": server}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": "tester"}}],
-    }
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
 
 
 @pytest.fixture

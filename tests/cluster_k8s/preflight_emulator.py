@@ -15,17 +15,15 @@ as its Helm chart renders it, a kube-state-metrics Deployment) are built by the 
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import pathlib
-import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future
 from typing import Any
 
 import aiohttp.web
 import kmock
 import yaml
+from served_api import ServedApi, write_kubeconfig
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHAOS_CRDS = tuple(
@@ -121,30 +119,13 @@ def _load_crd(path: pathlib.Path) -> dict[str, Any]:
     }
 
 
-class ApiThread:
+class ApiThread(ServedApi):
     """A :class:`PreflightApi` and its HTTP server on a private event loop thread."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._ready: Future[tuple[PreflightApi, str]] = Future()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(
-            target=self.loop.run_until_complete, args=(self._main(),), daemon=True
-        )
-        self._thread.start()
-        self.api, self.url = self._ready.result(timeout=10)
+    api: PreflightApi
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        try:
-            async with PreflightApi() as api, kmock.Server(api) as server:
-                api.setup()
-                self._ready.set_result((api, str(server.url).rstrip("/")))
-                await self._stop.wait()
-        except BaseException as e:
-            if not self._ready.done():
-                self._ready.set_exception(e)
-            raise
+    def __init__(self) -> None:
+        super().__init__(PreflightApi)
 
     def call(self, fn: Callable[[PreflightApi], Any]) -> Any:
         """Run ``fn(api)`` on the server's loop, where its state may be touched safely."""
@@ -152,26 +133,11 @@ class ApiThread:
         async def run() -> Any:
             return fn(self.api)
 
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=10)
-
-    def stop(self) -> None:
-        assert self._stop is not None
-        self.loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-        self.loop.close()
+        return self.on_loop(run)
 
 
 def kubeconfig_for(url: str, path: pathlib.Path, *, context: str) -> str:
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": context,
-        "clusters": [{"name": context, "cluster": {"server": url}}],
-        "users": [{"name": "tester", "user": {"token": "test-token"}}],
-        "contexts": [{"name": context, "context": {"cluster": context, "user": "tester"}}],
-    }
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    return write_kubeconfig(path, server=url, context=context)
 
 
 # -- realistic objects ----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ It must not change what the plugin does: it only plays the cluster, the CLIs and
 
 from __future__ import annotations
 
-import asyncio
 import http.server
 import importlib.util
 import json
@@ -48,7 +47,6 @@ def _load_conftest() -> Any:
 _conftest = _load_conftest()
 Emulator = _conftest.Emulator
 EmulatorThread = _conftest.EmulatorThread
-write_kubeconfig = _conftest.write_kubeconfig
 NODE = _conftest.NODE
 CHAOS_GROUP = "chaos-mesh.org"
 
@@ -83,20 +81,13 @@ class SessionEmulator(Emulator, PreflightApi):  # type: ignore[misc,valid-type]
 class SessionThread(EmulatorThread):  # type: ignore[misc,valid-type]
     """``EmulatorThread`` running a :class:`SessionEmulator` with its controllers on."""
 
-    async def _main(self) -> None:
-        self._stop = asyncio.Event()
-        try:
-            async with SessionEmulator() as emulator, kmock.Server(emulator) as server:
-                emulator.setup()
-                emulator.controllers_on = True
-                controllers = asyncio.create_task(emulator.controllers())
-                self._ready.set_result((emulator, str(server.url).rstrip("/")))
-                await self._stop.wait()
-                controllers.cancel()
-        except BaseException as e:
-            if not self._ready.done():
-                self._ready.set_exception(e)
-            raise
+    def __init__(self) -> None:
+        super().__init__(SessionEmulator)
+
+    @staticmethod
+    async def _controllers(emulator: Any) -> None:
+        emulator.controllers_on = True
+        await emulator.controllers()
 
 
 def fake_clis(directory: pathlib.Path, log: pathlib.Path) -> pathlib.Path:

@@ -27,7 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from session_env import NginxStandIn, SessionThread, cli_calls, fake_clis, write_kubeconfig
+from served_api import write_kubeconfig
+from session_env import NginxStandIn, SessionThread, cli_calls, fake_clis
 from slo_servers import PROMETHEUS, Exporter, Prometheus, exporter_and_prometheus
 
 pytestmark = pytest.mark.slow
