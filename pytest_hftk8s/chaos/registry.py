@@ -1,9 +1,12 @@
 """The one registry of live chaos experiments, and the guards that empty it on the way out.
 
 Every injected experiment registers a remover here until it is removed. :func:`remove_all` runs the
-removers (each at most once, idempotent) and is wired to ``atexit`` and to SIGINT, so chaos never
-outlives the session even when the ``finally`` of a context manager cannot run. This module owns
-those two process-wide hooks and nothing else: it does not know what a remover talks to.
+removers (each at most once, idempotent) and is wired to ``atexit``, SIGINT and SIGTERM, so chaos
+never outlives the session even when the ``finally`` of a context manager cannot run. SIGTERM (a CI
+job cancelled, ``timeout``, ``kill``) is handled like Ctrl-C: the chaos goes at once, then a
+``KeyboardInterrupt`` unwinds the session, so its ``finally`` blocks, fixture teardowns and ``atexit``
+hooks run (Python's default for SIGTERM ends the process with none of them). This module owns those
+process-wide hooks and nothing else: it does not know what a remover talks to.
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["live", "register", "remove_all", "unregister"]
+__all__ = ["install_guards", "live", "register", "remove_all", "unregister"]
 
 Remover = Callable[[], None]
 
 _lock = threading.RLock()
 _live: dict[str, Remover] = {}
 _installed = False
-_sigint_installed = False
-_previous_sigint: Any = None
+_signals_installed = False
+_previous: dict[int, Any] = {}
 
 
 def live() -> list[str]:
@@ -60,24 +63,32 @@ def remove_all() -> list[str]:
             print(f"pytest-hftk8s: could not remove chaos {key}: {e}", file=sys.stderr)
 
 
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
+def _on_signal(signum: int, frame: FrameType | None) -> None:
     remove_all()
-    previous = _previous_sigint
+    previous = _previous.get(signum, signal.SIG_DFL)
     if previous == signal.SIG_IGN:
         return
     if callable(previous):
         previous(signum, frame)
-    else:
+    else:  # SIGINT's or SIGTERM's default: unwind like Ctrl-C, so teardowns and atexit still run
         raise KeyboardInterrupt
 
 
+def install_guards() -> None:
+    """Wire :func:`remove_all` to ``atexit``, SIGINT and SIGTERM (once). Anything whose teardown must
+    run on the way out - live chaos, the local cluster's processes - calls this when it starts."""
+    with _lock:
+        _install_guards()
+
+
 def _install_guards() -> None:
-    global _installed, _sigint_installed, _previous_sigint
+    global _installed, _signals_installed
     if not _installed:
         atexit.register(remove_all)
         _installed = True
     # Signal handlers can only be set from the main thread; a later main-thread registration does it.
-    if not _sigint_installed and threading.current_thread() is threading.main_thread():
-        _previous_sigint = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, _on_sigint)
-        _sigint_installed = True
+    if not _signals_installed and threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            _previous[signum] = signal.getsignal(signum)
+            signal.signal(signum, _on_signal)
+        _signals_installed = True

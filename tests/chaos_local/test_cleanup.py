@@ -1,4 +1,5 @@
-"""Chaos never outlives its test: exceptions, SIGINT, and a run killed outright (swept by the next one)."""
+"""Chaos never outlives its test: exceptions, SIGINT, SIGTERM, and a run killed outright (swept by the
+next one); nor does the local cluster itself on SIGTERM (a cancelled CI job, ``timeout``)."""
 
 from __future__ import annotations
 
@@ -54,11 +55,27 @@ with LocalCluster(namespace="t", state_dir=pathlib.Path(sys.argv[1])) as cluster
 """
 
 
-def _session(state_dir: Path, hold: float) -> subprocess.Popen[str]:
+#: A cluster with one pod and no chaos, waiting to be terminated (SIGTERM: Python's default skips atexit).
+PLAIN_SESSION = """
+import json, pathlib, sys, time
+sys.path.insert(0, sys.argv[3])
+from chaos_workloads import http_server
+from pytest_hftk8s.cluster.local import LocalCluster
+cluster = LocalCluster(namespace="t", state_dir=pathlib.Path(sys.argv[1]))
+cluster.apply([http_server("web")])
+deadline = time.monotonic() + 15
+while not all(w.is_available for w in cluster.workloads()) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"run_id": cluster.run_id, "runtime_dir": str(cluster.runtime_dir)}), flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def _session(state_dir: Path, hold: float, *, script: str = SESSION) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     here = str(Path(__file__).parent)
     return subprocess.Popen(
-        [sys.executable, "-c", SESSION, str(state_dir), str(hold), here],
+        [sys.executable, "-c", script, str(state_dir), str(hold), here],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -92,14 +109,15 @@ def test_exception_inside_the_with_removes_every_chaos(
     assert cluster.pods()[0].containers[0].restart_count == 0
 
 
-def test_sigint_mid_stress_removes_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_sigint_or_sigterm_mid_stress_removes_it(tmp_path: Path, signum: signal.Signals) -> None:
     session = _session(tmp_path / "state", hold=30)
     try:
         line = session.stdout.readline() if session.stdout else ""
         assert line, "the session printed nothing"
         started = json.loads(line)
         assert alive(started["stress"])
-        session.send_signal(signal.SIGINT)
+        session.send_signal(signum)
         after = json.loads(session.stdout.readline() if session.stdout else "{}")
         assert session.wait(timeout=20) == 0
     finally:
@@ -111,6 +129,27 @@ def test_sigint_mid_stress_removes_it(tmp_path: Path) -> None:
     assert not alive(started["stress"])
     assert hft_cgroups(started["run_id"]) == []
     assert not list((tmp_path / "state").glob("local-*.json"))
+
+
+def test_sigterm_tears_a_local_cluster_down_without_any_chaos(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    session = _session(state_dir, hold=30, script=PLAIN_SESSION)
+    try:
+        line = session.stdout.readline() if session.stdout else ""
+        assert line, "the session printed nothing"
+        started = json.loads(line)
+        assert hft_cgroups(started["run_id"])
+        session.send_signal(signal.SIGTERM)
+        session.wait(timeout=20)
+    finally:
+        session.kill()
+        session.wait(timeout=10)
+        if session.stdout:
+            session.stdout.close()
+    # The teardown ran (not left for a sweep): no cgroup, no runtime directory, no state file.
+    assert hft_cgroups(started["run_id"]) == []
+    assert not Path(started["runtime_dir"]).exists()
+    assert not list(state_dir.glob("local-*.json"))
 
 
 def test_session_killed_mid_stress_is_swept_by_the_next_cluster(

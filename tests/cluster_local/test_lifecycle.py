@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from local_workloads import NEEDS_ROOT, alive, deployment, hft_cgroups, http_server, service, wait_for
 
 from pytest_hftk8s.cluster.local import LocalCluster
+from pytest_hftk8s.cluster.local import cluster as local_cluster
 
 pytestmark = [NEEDS_ROOT, pytest.mark.slow]
 
@@ -187,3 +190,35 @@ def test_exception_in_the_context_tears_down_even_processes_ignoring_sigterm(tmp
     assert not alive(seen["pid"])  # SIGKILL after its 2 s grace period
     assert hft_cgroups(seen["run_id"]) == []
     assert not seen["runtime"].exists()
+
+
+def test_teardown_does_not_wait_forever_for_a_hung_holder_of_the_clusters_lock(
+    make_cluster: Callable[..., LocalCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cluster = make_cluster()
+    cluster.apply([http_server("web")])
+    wait_for(lambda: all(w.is_available for w in cluster.workloads()), timeout=15, what="web ready")
+    pid = cluster.container_pids(cluster.pods()[0].name)["web"]
+    monkeypatch.setattr(local_cluster, "LOCK_WAIT_S", 0.5)
+    release = threading.Event()
+    held = threading.Event()
+
+    def hang() -> None:  # a supervisor or probe thread stuck while it holds the lock
+        with cluster._lock:
+            held.set()
+            release.wait(30)
+
+    hung = threading.Thread(target=hang, daemon=True)
+    hung.start()
+    assert held.wait(5)
+    began = time.monotonic()
+    try:
+        cluster.delete_all()
+        took = time.monotonic() - began
+    finally:
+        release.set()
+        hung.join(5)
+    assert took < 10, f"teardown waited {took:.1f}s on the lock"
+    assert not alive(pid)
+    assert hft_cgroups(cluster.run_id) == []
+    assert not cluster.runtime_dir.exists()
