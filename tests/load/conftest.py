@@ -6,7 +6,7 @@ import pathlib
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,27 +14,29 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def target() -> Iterator[tuple[str, int]]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(HERE / "target_app.py"), str(port)])
+    # The server binds port 0 and prints what it got: a port picked here and bound there could be
+    # taken in between as the source port of one of the load tests' many outgoing connections.
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "target_app.py"), "0"], stdout=subprocess.PIPE, text=True
+    )
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("target_app.py did not start listening within 15 s") from None
-                time.sleep(0.05)
+        ready: list[str] = []
+        reader = threading.Thread(
+            target=lambda: ready.append(proc.stdout.readline() if proc.stdout else ""), daemon=True
+        )
+        reader.start()
+        reader.join(timeout=15)
+        if not ready or not ready[0].strip().isdigit():
+            raise RuntimeError(
+                f"target_app.py did not report a listening port within 15 s (exit {proc.poll()})"
+            )
+        port = int(ready[0])
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
         yield ("127.0.0.1", port)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()

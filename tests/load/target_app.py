@@ -50,6 +50,8 @@ class Conn(asyncio.Protocol):
 
 async def main(port: int) -> None:
     server = await asyncio.get_running_loop().create_server(Conn, "127.0.0.1", port)
+    # The port it got (0 asks the kernel): the parent reads it here, so no other process can take it between.
+    print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
 

@@ -8,22 +8,51 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class StackError(RuntimeError):
     """A server of the loopback stack did not start, answer or stop in time."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+#: Below Linux's default ephemeral range (32768-60999), above most well-known services.
+_PICK_FROM = 20000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(*, attempts: int = 200) -> int:
+    """A free loopback port *outside* the ephemeral range.
+
+    ``bind(0)`` hands out an ephemeral port, and between closing it and the server binding it an
+    outgoing connection (a load generator's thousands of them) may take it as its source port:
+    the server then fails with EADDRINUSE. Ports below the ephemeral range are never handed out
+    that way, so only another picker could race us, and picks are random.
+    """
+    high = _ephemeral_low()
+    low = min(_PICK_FROM, max(1024, high - 2000))
+    rng = random.SystemRandom()
+    for _ in range(attempts):
+        port = rng.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"expected a free loopback port in {low}-{high - 1}, found none in {attempts} tries")
 
 
 def http_status(port: int, path: str, *, timeout: float = 1.0) -> int:

@@ -306,8 +306,10 @@ class StressInjection(Injection):
 
     def _recover(self, t: _Tracked) -> None:
         if t.stress is not None:
-            t.stress.kill()
+            left = t.stress.kill()
             t.events.append(f"killed stress-ng (pid {t.stress.pid})")
+            if left:
+                t.events.append(f"stress-ng workers {left} still exiting 5 s after SIGKILL (uninterruptible)")
 
 
 def kill_containers(targets: list[TargetContainer]) -> list[str]:

@@ -128,11 +128,38 @@ class StressProcess:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def kill(self) -> None:
+    def kill(self, *, timeout: float = 5.0) -> list[int]:
+        """SIGKILL the whole group and wait, bounded, until none of its workers is left.
+
+        Waiting for the parent alone is not enough: a vm worker freeing its memory outlives it
+        for a moment, and a caller that asserts "no stress left" right after would see it.
+        Returns the workers still alive at the deadline (none, normally) for the caller to report.
+        """
+        deadline = time.monotonic() + timeout
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(timeout=5)
+            self.popen.wait(timeout=timeout)
+        while (left := group_members(self.pid)) and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # a worker forked while the first kill went out
+            time.sleep(0.02)
+        return left
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return members
 
 
 @dataclass
