@@ -109,7 +109,7 @@ def parse_bool(value: str) -> bool:
 
 
 #: Providers whose clusters have an overlay of their own (manifests/overlays/<name>).
-PROVIDER_PROFILES = ("kind", "orbstack")
+PROVIDER_PROFILES = ("kind", "orbstack", "emulated")
 
 
 def default_profile(cluster: str) -> str:
@@ -158,6 +158,20 @@ def parse_context(value: str) -> str:
     return value
 
 
+#: --hft-emulate-fault names; the emulated bridge checks the value (pytest_hftk8s.cluster.emulated.bridge).
+FAULT_NAMES = ("unpullable", "unschedulable", "stuck-finalizer")
+
+
+def parse_fault(value: str) -> str:
+    name, sep, target = (part.strip() for part in value.partition("="))
+    if name not in FAULT_NAMES or not sep or not target:
+        raise ConfigError(
+            f"--hft-emulate-fault: expected NAME=VALUE with NAME one of {', '.join(FAULT_NAMES)} "
+            f"(e.g. unpullable=backend); got {value!r}"
+        )
+    return f"{name}={target}"
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -184,8 +198,9 @@ class Option:
 OPTIONS = (
     Option(
         "--hft-cluster",
-        "cluster: 'local' (this machine as a one-node cluster), orbstack, kind, k3d, "
-        "minikube or any kube context; without it the plugin stays inert",
+        "cluster: 'local' (this machine as a one-node cluster), 'emulated' (the kubernetes backend "
+        "against an emulated API whose pods are local processes), orbstack, kind, k3d, minikube or any "
+        "kube context; without it the plugin stays inert",
         parse_cluster,
     ),
     Option(
@@ -313,6 +328,16 @@ OPTIONS = (
         repeatable=True,
     ),
     Option(
+        "--hft-emulate-fault",
+        "emulated cluster only: make a failure path happen (repeatable; env/ini: comma-separated): "
+        "unpullable=<workload> (ImagePullBackOff), unschedulable=<workload> (Pending, Unschedulable), "
+        "stuck-finalizer=<StressChaos|PodChaos|NetworkChaos|all> (chaos objects never released)",
+        parse_fault,
+        (),
+        repeatable=True,
+        needs_cluster=True,
+    ),
+    Option(
         "--hft-chaos-dry-run",
         "print the chaos objects (YAML) instead of injecting them; nothing is changed",
         parse_bool,
@@ -403,6 +428,7 @@ class HftSettings:
     measure_timeout: float = 1800.0
     backoff_scale: float = 1.0
     allow_context: tuple[str, ...] = ()  # kube contexts where chaos may run ('local' always may)
+    emulate_fault: tuple[str, ...] = ()  # --hft-cluster=emulated: the bridge's fault switches
     chaos_dry_run: bool = False
     baseline_rate: float | None = None  # None: baseline_utilization x the measured capacity
     baseline_utilization: float = 0.3
@@ -497,10 +523,15 @@ def _check_combinations(s: HftSettings) -> None:
             f"{', '.join(needs_cluster)} only make sense with a cluster: add --hft-cluster=local "
             "(or a kube context), or set HFT_CLUSTER"
         )
-    if s.cluster not in (None, "local") and "hft_backoff_scale" in s.explicit:
+    if s.cluster not in (None, "local", "emulated") and "hft_backoff_scale" in s.explicit:
         raise ConfigError(
             f"--hft-backoff-scale applies to the embedded local cluster only; --hft-cluster={s.cluster} uses "
-            "Kubernetes' own kubelet backoff. Drop the option or use --hft-cluster=local"
+            "Kubernetes' own kubelet backoff. Drop the option or use --hft-cluster=local (or emulated)"
+        )
+    if s.cluster != "emulated" and s.emulate_fault:
+        raise ConfigError(
+            f"--hft-emulate-fault applies to --hft-cluster=emulated only (its bridge plays the faults); "
+            f"got --hft-cluster={s.cluster}. Drop the option or use --hft-cluster=emulated"
         )
     if s.cluster == "local":
         kube_only = sorted(

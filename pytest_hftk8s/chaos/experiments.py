@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -30,6 +30,7 @@ __all__ = [
     "StressCpu",
     "StressMemory",
     "container_kill",
+    "from_object",
     "network_delay",
     "network_loss",
     "pod_failure",
@@ -464,3 +465,50 @@ def network_loss(
 
 def schedule(*, cron: str, experiment: Experiment, **kw: Any) -> Schedule:
     return _build(Schedule, cron=cron, experiment=experiment, **kw)
+
+
+def _percent(value: Any) -> float | None:
+    return None if value in (None, "") else float(str(value).rstrip("%"))
+
+
+def from_object(obj: Mapping[str, Any]) -> Experiment:
+    """The experiment a Chaos Mesh object stands for: the inverse of :meth:`Experiment.to_object`.
+
+    What a controller behind an emulated API needs to carry out a custom resource. Only the shapes
+    the builders above produce are understood (one ``labelSelectors`` term, one stressor kind);
+    anything else is a :class:`~pytest_hftk8s.errors.ConfigError` that names the field.
+    """
+    kind, spec = obj.get("kind"), dict(obj.get("spec") or {})
+    labels = dict((spec.get("selector") or {}).get("labelSelectors") or {})
+    if len(labels) != 1:
+        raise _fail("spec.selector.labelSelectors", "exactly one label (the plugin's selector)", labels)
+    ((label, target),) = labels.items()
+    common: dict[str, Any] = {"target": target, "label": label, "mode": spec.get("mode", "all"),
+                              "value": spec.get("value"), "duration": spec.get("duration")}  # fmt: skip
+    containers = tuple(spec.get("containerNames") or ())
+    if kind == "StressChaos":
+        stressors = dict(spec.get("stressors") or {})
+        if set(stressors) == {"cpu"}:
+            cpu = stressors["cpu"]
+            return StressCpu(**common, containers=containers, load=int(cpu.get("load", 100)),
+                             workers=int(cpu.get("workers", 1)))  # fmt: skip
+        if set(stressors) == {"memory"}:
+            memory = stressors["memory"]
+            return StressMemory(**common, containers=containers, size=str(memory.get("size", "")),
+                                workers=int(memory.get("workers", 1)))  # fmt: skip
+        raise _fail("spec.stressors", "one of cpu or memory", sorted(stressors))
+    if kind == "PodChaos":
+        return PodChaos(**common, action=spec.get("action", "pod-kill"), containers=containers,
+                        grace_period=spec.get("gracePeriod"))  # fmt: skip
+    if kind == "NetworkChaos":
+        direction = spec.get("direction", "to")
+        if spec.get("action") == "delay":
+            delay = dict(spec.get("delay") or {})
+            return NetworkDelay(**common, direction=direction, latency=str(delay.get("latency", "")),
+                                jitter=delay.get("jitter"), correlation=_percent(delay.get("correlation")))  # fmt: skip
+        if spec.get("action") == "loss":
+            loss = dict(spec.get("loss") or {})
+            return NetworkLoss(**common, direction=direction, loss=_percent(loss.get("loss")) or 0.0,
+                               correlation=_percent(loss.get("correlation")))  # fmt: skip
+        raise _fail("NetworkChaos spec.action", "delay or loss", spec.get("action"))
+    raise _fail("kind", "StressChaos, PodChaos or NetworkChaos", kind)

@@ -18,10 +18,13 @@ from pytest_hftk8s.errors import ChaosRefused
 if TYPE_CHECKING:
     from pytest_hftk8s.chaos.run import ChaosRun
 
-__all__ = ["ALWAYS_ALLOWED", "check_allowed", "render_dry_run"]
+__all__ = ["ALWAYS_ALLOWED", "EMULATED_CONTEXT", "check_allowed", "render_dry_run"]
 
 #: The embedded local cluster is this machine's own; chaos there cannot hurt anyone else.
-ALWAYS_ALLOWED = frozenset({"local"})
+#: The context ``--hft-cluster=emulated`` writes: the local cluster behind an emulated API.
+EMULATED_CONTEXT = "hftk8s-emulated"
+#: Contexts whose pods are this machine's own processes, so chaos there is never someone else's.
+ALWAYS_ALLOWED = frozenset({"local", EMULATED_CONTEXT})
 
 
 def check_allowed(*, context: str, allowed: Iterable[str], what: str) -> None:
@@ -32,7 +35,7 @@ def check_allowed(*, context: str, allowed: Iterable[str], what: str) -> None:
     listed = ", ".join(sorted(allowed_set)) or "none"
     raise ChaosRefused(
         f"refusing to inject {what} into kube context {context!r}: destructive chaos runs only in "
-        f"contexts listed with --hft-allow-context (allowed: {listed}; 'local' always is). If "
+        f"contexts listed with --hft-allow-context (allowed: {listed}; 'local' and 'emulated' always are). If "
         f"{context!r} is a disposable test cluster, pass --hft-allow-context={context}; to only see the "
         f"objects, use --hft-chaos-dry-run."
     )

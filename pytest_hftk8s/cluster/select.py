@@ -1,6 +1,7 @@
 """Backend selection: a ``--hft-cluster`` name -> a constructed :class:`Cluster`.
 
-``local`` is the embedded one-node cluster; any other name (orbstack, kind, k3d, minikube or any
+``local`` is the embedded one-node cluster; ``emulated`` the kubernetes backend against an emulated
+API whose pods are the local cluster's processes (:mod:`.emulated`); any other name (orbstack, kind, k3d, minikube or any
 kubeconfig context) goes to the kubernetes backend. Backends are imported lazily, here and only
 here, so loading the plugin never imports ``kubernetes`` or touches cgroups, and nothing above this
 module names a backend class.
@@ -11,7 +12,9 @@ from __future__ import annotations
 import pathlib
 from collections.abc import Callable, Mapping
 
+from pytest_hftk8s.chaos.safety import EMULATED_CONTEXT
 from pytest_hftk8s.cluster.base import Cluster
+from pytest_hftk8s.errors import ConfigError
 
 #: The contexts the popular laptop clusters create, for names given without their prefix.
 CONTEXT_ALIASES = {
@@ -22,10 +25,13 @@ CONTEXT_ALIASES = {
 }
 
 LOCAL = "local"
+EMULATED = "emulated"
 
 
 def context_of(name: str) -> str:
     """The kube context a ``--hft-cluster`` name reaches (``local`` for the embedded cluster)."""
+    if name == EMULATED:
+        return EMULATED_CONTEXT
     return LOCAL if name == LOCAL else CONTEXT_ALIASES.get(name, name)
 
 
@@ -43,6 +49,7 @@ def make_cluster(
     access: str = "auto",
     run_id: str | None = None,
     progress: Callable[[str], None] | None = None,
+    faults: tuple[str, ...] = (),
 ) -> Cluster:
     """A new, empty cluster handle for ``name`` in ``namespace`` (nothing deployed yet)."""
     if name == LOCAL:
@@ -51,6 +58,19 @@ def make_cluster(
         return LocalCluster(
             namespace=namespace, state_dir=state_dir, backoff_scale=backoff_scale, progress=progress
         )
+    if name == EMULATED:
+        try:
+            from pytest_hftk8s.cluster.emulated import EmulatedCluster
+        except ImportError as e:
+            raise ConfigError(
+                f"--hft-cluster=emulated needs the emulated extra ({e.name} is missing): "
+                "pip install 'pytest-hftk8s[emulated]'"
+            ) from e
+
+        return EmulatedCluster(
+            namespace=namespace, state_dir=state_dir, faults=faults, backoff_scale=backoff_scale,
+            access=access, run_id=run_id, progress=progress,
+        )  # fmt: skip
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
     return KubernetesCluster(
@@ -70,7 +90,11 @@ def attach_cluster(name: str, *, namespace: str, shared: Mapping[str, str], acce
         return RemoteCluster.connect(shared)
     from pytest_hftk8s.cluster.kubernetes import KubernetesCluster
 
-    return KubernetesCluster(context=context_of(name), namespace=namespace, access=access)
+    # The emulated API lives in the owner's process; its kubeconfig is a file the workers can read.
+    kubeconfig = shared.get("kubeconfig") if name == EMULATED else None
+    return KubernetesCluster(
+        context=context_of(name), namespace=namespace, access=access, kubeconfig=kubeconfig
+    )
 
 
 def platform_images(
@@ -83,8 +107,8 @@ def platform_images(
     image; ``mode`` build or load builds them (and loads them into the provider, or pushes them to
     ``registry``) first.
     """
-    if name == LOCAL:
-        return {}
+    if name in (LOCAL, EMULATED):
+        return {}  # the local image table runs them from this checkout
     from pytest_hftk8s.cluster.kubernetes.images import provide_images
 
     return provide_images(context=context_of(name), mode=mode, registry=registry, progress=progress)

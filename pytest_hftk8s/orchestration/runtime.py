@@ -163,11 +163,12 @@ class HftRuntime:
 
     def _chaos_allowed(self) -> bool:
         """Whether this session may inject chaos at all (its prerequisites are then preflighted)."""
-        from pytest_hftk8s.cluster.select import LOCAL, allowed_contexts, context_of
+        from pytest_hftk8s.chaos.safety import ALWAYS_ALLOWED
+        from pytest_hftk8s.cluster.select import allowed_contexts, context_of
 
         assert self.settings.cluster is not None
         context = context_of(self.settings.cluster)
-        return context == LOCAL or context in allowed_contexts(self.settings.allow_context)
+        return context in ALWAYS_ALLOWED or context in allowed_contexts(self.settings.allow_context)
 
     def run_preflight_only(self) -> None:
         """``--hft-preflight``: print the table and end the session (exit 0 when nothing blocks)."""
@@ -216,6 +217,7 @@ class HftRuntime:
             access=self.settings.access,
             run_id=self.run_id,
             progress=self.progress,
+            faults=self.settings.emulate_fault,
         )
 
     def _attach_cluster(self, shared: Mapping[str, str]) -> Cluster:

@@ -17,7 +17,7 @@ from manifest_support import (
 )
 
 #: Backend replicas per profile: local and scale4 are what the local backend runs today.
-BACKENDS = {"local": 1, "scale4": 4, "kind": 1, "orbstack": 1, "multinode": 8}
+BACKENDS = {"local": 1, "scale4": 4, "kind": 1, "orbstack": 1, "emulated": 1, "multinode": 8}
 
 
 def test_the_platform_is_complete(rendered: tuple[str, list[dict]]) -> None:

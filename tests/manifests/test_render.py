@@ -17,7 +17,7 @@ TARGET = "1.33.0"
 
 
 def test_every_overlay_is_a_profile() -> None:
-    assert set(manifests.profiles()) == {"local", "scale4", "orbstack", "kind", "multinode"}
+    assert set(manifests.profiles()) == {"local", "scale4", "orbstack", "kind", "multinode", "emulated"}
 
 
 def test_the_validator_carries_the_target_schemas() -> None:

@@ -353,25 +353,39 @@ class LocalCluster:
                 Endpoint(r.pod, r.address, r.port, r.ready) for r in discovery.endpoint_rows(svc, self._pods)
             ]
 
-    def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
+    def exec_in_pod(
+        self, pod: str, argv: Sequence[str], *, container: str | None = None, timeout: float = 5.0
+    ) -> tuple[int, str, str]:
+        """``kubectl exec``: run ``argv`` in a running container's mount and UTS namespaces (its
+        ``/etc/hosts``, its hostname); ``(exit code, stdout, stderr)``. Bounded by ``timeout``."""
         with self._lock:
             target = self._pod(pod)
             pid = next(
-                (c.proc.pid for c in target.containers if c.proc is not None and c.state == "running"), None
+                (
+                    c.proc.pid
+                    for c in target.containers
+                    if c.proc is not None and c.state == "running" and container in (None, "", c.spec.name)
+                ),
+                None,
             )
         if pid is None:
+            which = f"container {container}" if container else "running container"
             raise ClusterError(
-                f"pod {pod} has no running container to resolve {hostname!r} in; wait until it runs"
+                f"pod {pod} has no running {which} to exec {list(argv)} in; wait until it runs"
             )
         try:
             done = subprocess.run(
-                ["nsenter", "-m", "-u", "-t", str(pid), "getent", "ahosts", hostname],
-                capture_output=True, text=True, timeout=5, check=False,
+                ["nsenter", "-m", "-u", "-t", str(pid), *argv],
+                capture_output=True, text=True, timeout=timeout, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired as e:
-            raise ClusterError(f"resolving {hostname!r} in pod {pod} took over 5s") from e
+            raise ClusterError(f"{list(argv)} in pod {pod} took over {timeout:g}s") from e
+        return done.returncode, done.stdout, done.stderr
+
+    def resolve_in_pod(self, pod: str, hostname: str) -> list[str]:
+        _code, stdout, _err = self.exec_in_pod(pod, ["getent", "ahosts", hostname])
         addresses: list[str] = []
-        for line in done.stdout.splitlines():
+        for line in stdout.splitlines():
             address = line.split()[0]
             if address not in addresses:
                 addresses.append(address)

@@ -10,6 +10,7 @@ change cluster state: it only reads a snapshot the cluster hands it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -183,7 +184,8 @@ class MetricsExporter:
                 self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a scraper stopped first
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
