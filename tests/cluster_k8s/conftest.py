@@ -1,18 +1,16 @@
 """A Kubernetes API server stand-in for the kubernetes backend and the Chaos Mesh driver.
 
-kmock's ``KubernetesEmulator`` (an in-memory object store over real HTTP) runs on its own event loop
-in a background thread, because the code under test uses the synchronous ``kubernetes`` client. The
-subclass below adds the API-server behaviours kmock 0.8 leaves out and our client relies on:
+:class:`Emulator` is the package's :class:`~pytest_hftk8s.cluster.emulated.apiserver.ApiServer`
+(kmock's in-memory object store over real HTTP, plus server-side apply, label and field selectors,
+namespaces, SelfSubjectAccessReviews, ``/version``, the Chaos Mesh CRDs and the websocket
+subresources), served on its own loop thread because the code under test uses the synchronous
+``kubernetes`` client. What it adds is scripted, for these tests:
 
-* server-side apply (``PATCH`` with ``application/apply-patch+yaml``) creates a missing object, and
-  is refused (422) when it changes an existing StatefulSet's ``volumeClaimTemplates``, as a real API
-  server refuses it;
-* list requests honour equality-based ``labelSelector``;
-* ``/api/v1/namespaces/<name>`` (kmock's path parser reads it as a namespace, not an object);
-* the websocket subresources: ``exec`` runs ``getent ahosts NAME`` against ``emulator.dns`` (the
-  channel protocol: stdout on 1, the exit status on 3), and ``portforward`` speaks
-  ``v4.channel.k8s.io`` (the two-byte port header first on channels 0 and 1, data on 0): an echo
-  server by default, or a proxy to ``emulator.portforward_to`` (a real server on loopback);
+* the hooks behind the subresources: ``exec`` answers ``getent ahosts NAME`` from ``emulator.dns``
+  (exit 2 when the name is unknown, as getent does); ``portforward`` reaches an echo server on
+  loopback (it answers each chunk it reads prefixed with ``echo:``) by default, or
+  ``emulator.portforward_to`` (a real server on loopback); ``pods/log`` answers from
+  ``emulator.cluster.logs`` (pod name -> text; empty when absent), honouring ``tailLines``;
 * ``emulator.cluster`` (:mod:`kube_controllers`), off unless ``emulator.controllers_on``: what the
   controllers and kubelet of a real cluster make of applied objects (pods, claims, endpoint slices,
   statuses, events, faults such as ImagePullBackOff);
@@ -36,47 +34,20 @@ import json
 import math
 import pathlib
 import random
-import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import aiohttp.web
 import kmock
 import pytest
 from kube_controllers import HOST_IP, NODE, ClusterControllers
-from served_api import ServedApi, write_kubeconfig
 
-NAMESPACE_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)$")
-LOG_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/log$")
-CHAOS_GROUP = "chaos-mesh.org"
-RESOURCES = {
-    "v1/pods": "Pod",
-    "v1/services": "Service",
-    "v1/events": "Event",
-    "v1/configmaps": "ConfigMap",
-    "v1/secrets": "Secret",
-    "v1/serviceaccounts": "ServiceAccount",
-    "v1/persistentvolumeclaims": "PersistentVolumeClaim",
-    "apps/v1/deployments": "Deployment",
-    "apps/v1/statefulsets": "StatefulSet",
-    "discovery.k8s.io/v1/endpointslices": "EndpointSlice",
-    "networking.k8s.io/v1/networkpolicies": "NetworkPolicy",
-    "policy/v1/poddisruptionbudgets": "PodDisruptionBudget",
-    "chaos-mesh.org/v1alpha1/stresschaos": "StressChaos",
-    "chaos-mesh.org/v1alpha1/podchaos": "PodChaos",
-    "chaos-mesh.org/v1alpha1/networkchaos": "NetworkChaos",
-    "chaos-mesh.org/v1alpha1/schedules": "Schedule",
-}
-CLUSTER_RESOURCES = {
-    "v1/nodes": "Node",
-    "rbac.authorization.k8s.io/v1/clusterroles": "ClusterRole",
-    "rbac.authorization.k8s.io/v1/clusterrolebindings": "ClusterRoleBinding",
-}
-STS_FORBIDDEN = (
-    "StatefulSet.apps {name!r} is invalid: spec: Forbidden: updates to statefulset spec for fields other "
-    "than 'replicas', 'ordinals', 'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' "
-    "and 'minReadySeconds' are forbidden"
+from pytest_hftk8s.cluster.emulated.apiserver import (
+    CHAOS_GROUP,
+    ApiServer,
+    ExecResult,
+    ServedApi,
+    write_kubeconfig,
 )
 
 
@@ -84,31 +55,26 @@ def _now() -> str:
     return datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
 
 
-def _matches(labels: dict[str, str], selector: str) -> bool:
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.partition("=")
-        if labels.get(key.strip()) != value.strip().lstrip("="):
-            return False
-    return True
+async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The default pod port behind a port-forward: each chunk back, prefixed with ``echo:``."""
+    try:
+        while chunk := await reader.read(65536):
+            writer.write(b"echo:" + chunk)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
 
 
-def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    body = {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code,
-    }
-    return aiohttp.web.json_response(body, status=code)
-
-
-class Emulator(kmock.KubernetesEmulator):
-    """kmock's emulator plus apply-creates, label selectors, namespaces and Chaos Mesh."""
+class Emulator(ApiServer):
+    """The package's API server stand-in plus scripted exec, port-forward, logs, controllers and
+    Chaos Mesh; see the module docstring."""
 
     def setup(self) -> None:
-        self.namespaces: dict[str, dict[str, Any]] = {}
+        super().setup()
         self.chaos_behaviour = "inject"  # "inject" | "fail" (records Not Injected) | "silent"
         self.stuck_finalizers: set[str] = set()  # chaos objects whose finalizer is never released
         self.recover_delay = 0.2
@@ -119,10 +85,11 @@ class Emulator(kmock.KubernetesEmulator):
         self.controllers_on = False
         self.controller_errors: list[str] = []
         self.cluster = ClusterControllers(self)
-        for resource, kind in RESOURCES.items():  # listable (and discoverable) even while empty
-            self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs={"list", "get"})
-        for resource, kind in CLUSTER_RESOURCES.items():
-            self.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=False, verbs={"list", "get"})
+        self.install_crds()  # Chaos Mesh's kinds are served (and listable while empty)
+        self.exec_hook = self._exec_in_pod
+        self.forward_hook = self._pod_port
+        self.log_hook = self._pod_log
+        self._echo_server = asyncio.ensure_future(asyncio.start_server(_echo, "127.0.0.1", 0))
         self.objects["v1/nodes", None, NODE] = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -136,95 +103,37 @@ class Emulator(kmock.KubernetesEmulator):
             },
         }
 
-    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            return await self._serve_websocket(request)
-        ns_match = NAMESPACE_PATH.match(request.url.path)
-        if ns_match:
-            return self._serve_namespace(request, ns_match.group(1))
-        log_match = LOG_PATH.match(request.url.path)
-        if log_match and log_match.group(2) in self.cluster.logs:
-            return aiohttp.web.Response(text=self.cluster.logs[log_match.group(2)])
-        content_type = request.headers.get("Content-Type", "")
-        if request.method == "PATCH" and content_type.startswith("application/apply-patch") and request.name:
-            key = (request.resource, request.namespace, request.name)
-            async with self._lock:
-                if key not in self.objects:
-                    self.objects[key] = {}
-                elif self.objects[key].deleted:
-                    self.objects[key].create({})
-                elif request.data.get("kind") == "StatefulSet":
-                    before = (self.objects[key].get("spec") or {}).get("volumeClaimTemplates")
-                    after = (request.data.get("spec") or {}).get("volumeClaimTemplates")
-                    if before is not None and before != after:
-                        return _status(422, "Invalid", STS_FORBIDDEN.format(name=request.name))
-        return await super()._handle(request)
+    async def __aexit__(self, *exc_info: Any) -> None:
+        echo = self._echo_server
+        if not echo.done():
+            echo.cancel()
+        elif not echo.cancelled() and echo.exception() is None:
+            echo.result().close()
+            await echo.result().wait_closed()
+        await super().__aexit__(*exc_info)
 
-    def _serve_namespace(self, request: kmock.Request, name: str) -> aiohttp.web.StreamResponse:
-        if request.method == "PATCH":
-            self.namespaces[name] = request.data
-        elif name not in self.namespaces:
-            return _status(404, "NotFound", f'namespaces "{name}" not found')
-        elif request.method == "DELETE":
-            return aiohttp.web.json_response(self.namespaces.pop(name))
-        return aiohttp.web.json_response(self.namespaces[name])
+    # -- the hooks behind pods/exec, pods/portforward and pods/log --------------------------------
 
-    async def _serve_websocket(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        ws = aiohttp.web.WebSocketResponse(protocols=("v4.channel.k8s.io",))
-        await ws.prepare(request._raw_request)
-        if request.url.path.endswith("/exec"):
-            command = request.url.query.getall("command")
-            addresses = self.dns.get(command[-1], []) if command[:2] == ["getent", "ahosts"] else []
-            if addresses:
-                lines = "".join(f"{a}      STREAM {command[-1]}\n{a}      DGRAM\n" for a in addresses)
-                await ws.send_bytes(b"\x01" + lines.encode())
-                status: dict[str, Any] = {"status": "Success"}
-            else:
-                causes = [{"reason": "ExitCode", "message": "2"}]
-                status = {"status": "Failure", "reason": "NonZeroExitCode", "details": {"causes": causes}}
-            await ws.send_bytes(b"\x03" + json.dumps(status).encode())
-        else:
-            header = int(request.url.query["ports"]).to_bytes(2, "little")
-            await ws.send_bytes(b"\x00" + header)
-            await ws.send_bytes(b"\x01" + header)
-            if self.portforward_to is None:
-                async for message in ws:
-                    if message.type == aiohttp.WSMsgType.BINARY and message.data[:1] == b"\x00":
-                        await ws.send_bytes(b"\x00echo:" + message.data[1:])
-            else:
-                await self._proxy(ws, *self.portforward_to)
-        await ws.close()
-        return ws
+    async def _exec_in_pod(self, namespace: str, pod: str, container: str, argv: list[str]) -> ExecResult:
+        """``getent ahosts NAME`` against :attr:`dns`: its lines and exit 0, or exit 2 (not found)."""
+        addresses = self.dns.get(argv[-1], []) if argv[:2] == ["getent", "ahosts"] else []
+        if not addresses:
+            return 2, b"", b""
+        lines = "".join(f"{a}      STREAM {argv[-1]}\n{a}      DGRAM\n" for a in addresses)
+        return 0, lines.encode(), b""
 
-    @staticmethod
-    async def _proxy(ws: aiohttp.web.WebSocketResponse, host: str, port: int) -> None:
-        """The pod side of a port-forward: channel 0 to and from a real TCP server."""
-        reader, writer = await asyncio.open_connection(host, port)
+    async def _pod_port(self, namespace: str, pod: str, port: int) -> tuple[str, int]:
+        """Where a port-forward lands: :attr:`portforward_to` if set, else the echo server."""
+        if self.portforward_to is not None:
+            return self.portforward_to
+        server = await self._echo_server
+        host, echo_port = server.sockets[0].getsockname()[:2]
+        return host, echo_port
 
-        async def upstream() -> None:
-            while chunk := await reader.read(65536):
-                await ws.send_bytes(b"\x00" + chunk)
-
-        pump = asyncio.create_task(upstream())
-        try:
-            async for message in ws:
-                if message.type == aiohttp.WSMsgType.BINARY and message.data[:1] == b"\x00":
-                    writer.write(message.data[1:])
-                    await writer.drain()
-        finally:
-            pump.cancel()
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _serve_list(self, request: kmock.Request) -> Any:
-        payload = await super()._serve_list(request)
-        selector = request.params.get("labelSelector")
-        if selector:
-            payload["items"] = [
-                i for i in payload["items"] if _matches(i.get("metadata", {}).get("labels") or {}, selector)
-            ]
-        return payload
+    async def _pod_log(self, namespace: str, pod: str, container: str | None, tail: int) -> str:
+        """The last ``tail`` lines of ``cluster.logs[pod]`` (nothing logged yet: empty)."""
+        lines = self.cluster.logs.get(pod, "").splitlines(keepends=True)
+        return "".join(lines[max(len(lines) - tail, 0) :])
 
     async def controllers(self) -> None:
         while True:
@@ -275,7 +184,8 @@ class Emulator(kmock.KubernetesEmulator):
             return
         if "status" in obj or time.monotonic() - seen < 0.1 or self.chaos_behaviour == "silent":
             return
-        kind = obj.get("kind") or RESOURCES.get(f"{key[0].group}/{key[0].version}/{key[0].plural}", "?")
+        info = self.resources.get(key[0])
+        kind = obj.get("kind") or (info.kind if info is not None else "?")
         self._chaos_event(key, obj, kind, "Normal", "FinalizerInited", "Finalizer has been inited")
         targets = self._select(key[1], obj.get("spec") or {})
         if isinstance(targets, str):  # what Chaos Mesh 2.x leaves (chaos-mesh/chaos-mesh#3374)
@@ -421,13 +331,8 @@ class EmulatorThread(ServedApi):
         await emulator.controllers()
 
     def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the emulator's loop (where its objects may be touched safely)."""
-
-        async def run() -> Any:
-            async with self.emulator._lock:
-                return fn()
-
-        return self.on_loop(run, timeout=5)
+        """Run ``fn`` on the emulator's loop under its lock (where its objects may be touched safely)."""
+        return self.locked(fn, timeout=5)
 
     def wait_for(self, check: Callable[[], Any], *, what: str, timeout: float = 10.0) -> Any:
         """Poll ``check`` on the emulator's loop until it returns something truthy (bounded)."""

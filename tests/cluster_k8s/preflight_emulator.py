@@ -1,122 +1,25 @@
-"""An API server stand-in for the preflight: kmock plus what a real server answers and kmock 0.8 lacks.
+"""An API server stand-in for the preflight, and the realistic objects it is seeded with.
 
-* ``POST .../selfsubjectaccessreviews`` answers ``status.allowed`` from :attr:`PreflightApi.denied`
-  (``"verb plural[/subresource]"`` entries), as the authorizer would, and stores nothing;
-* ``/version`` answers :attr:`PreflightApi.version` (kmock's is fixed);
-* paths in :attr:`PreflightApi.forbidden` answer 403, as for a user without the right to read them;
-* list requests honour equality ``labelSelector`` terms;
-* :meth:`PreflightApi.install_crds` stores CustomResourceDefinitions and serves their resources in
-  discovery, the way a real server starts serving a CRD's group version once it is established.
-
-It runs on its own event loop thread (the code under test uses the synchronous ``kubernetes`` client).
-Realistic objects (a kind node, kind's ``standard`` StorageClass, Chaos Mesh's chaos-daemon DaemonSet
-as its Helm chart renders it, a kube-state-metrics Deployment) are built by the functions below.
+:class:`PreflightApi` is the package's :class:`~pytest_hftk8s.cluster.emulated.apiserver.ApiServer`
+as it is: SelfSubjectAccessReviews answered from ``api.denied`` (``"verb plural[/subresource]"``
+entries), ``/version`` from ``api.version``, 403 for the paths in ``api.forbidden``, label selectors
+on lists, and ``api.install_crds()`` for the vendored Chaos Mesh CRDs. It runs on its own event loop
+thread (the code under test uses the synchronous ``kubernetes`` client). Realistic objects (a kind
+node, kind's ``standard`` StorageClass, Chaos Mesh's chaos-daemon DaemonSet as its Helm chart renders
+it, a kube-state-metrics Deployment) are built by the functions below; ``api.store`` puts them in.
 """
 
 from __future__ import annotations
 
-import functools
 import pathlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import aiohttp.web
-import kmock
-import yaml
-from served_api import ServedApi, write_kubeconfig
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-CHAOS_CRDS = tuple(
-    ROOT / "chaos" / "crds" / f"chaos-mesh.org_{plural}.yaml"
-    for plural in ("stresschaos", "podchaos", "networkchaos", "schedules")
-)
-SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-CLUSTER_RESOURCES = {
-    "v1/nodes": ("Node", False),
-    "storage.k8s.io/v1/storageclasses": ("StorageClass", False),
-    "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
-    "apps/v1/daemonsets": ("DaemonSet", True),
-    "apps/v1/deployments": ("Deployment", True),
-}
+from pytest_hftk8s.cluster.emulated.apiserver import ApiServer, ServedApi, write_kubeconfig
 
 
-def _matches(labels: dict[str, str], selector: str) -> bool:
-    terms = [t.strip() for t in selector.split(",") if t.strip()]
-    return all(
-        labels.get(k.strip()) == v.strip().lstrip("=") for k, _, v in (t.partition("=") for t in terms)
-    )
-
-
-class PreflightApi(kmock.KubernetesEmulator):
-    def setup(self) -> None:
-        self.denied: set[str] = set()
-        self.reviews: list[dict[str, Any]] = []
-        self.forbidden: set[str] = set()
-        self.version = {"major": "1", "minor": "33", "gitVersion": "v1.33.1", "platform": "linux/amd64"}
-        for resource, (kind, namespaced) in CLUSTER_RESOURCES.items():
-            self.resources[resource] = kmock.ResourceInfo(
-                kind=kind, namespaced=namespaced, verbs={"list", "get"}
-            )
-
-    async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
-        if request.url.path in self.forbidden:
-            message = f'{request.url.path} is forbidden: User "tester" cannot {request.method.lower()} it'
-            status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden"}
-            return aiohttp.web.json_response({**status, "message": message, "code": 403}, status=403)
-        if request.method == "POST" and request.url.path == SSAR:
-            attrs = (request.data.get("spec") or {}).get("resourceAttributes") or {}
-            self.reviews.append(attrs)
-            label = f"{attrs.get('verb')} {attrs.get('resource')}"
-            label += f"/{attrs['subresource']}" if attrs.get("subresource") else ""
-            allowed = label not in self.denied
-            status = {"allowed": allowed} | ({} if allowed else {"reason": "RBAC: access denied"})
-            return aiohttp.web.json_response({**request.data, "status": status}, status=201)
-        return await super()._handle(request)
-
-    async def _serve_server_version(self, request: Any) -> Any:
-        return dict(self.version)
-
-    async def _serve_list(self, request: kmock.Request) -> Any:
-        payload = await super()._serve_list(request)
-        selector = request.params.get("labelSelector")
-        if selector:
-            payload["items"] = [
-                i for i in payload["items"] if _matches(i.get("metadata", {}).get("labels") or {}, selector)
-            ]
-        return payload
-
-    def install_crds(self, paths: Iterable[pathlib.Path] = CHAOS_CRDS) -> None:
-        """Store each CRD and serve its resource in every version it declares."""
-        for path in paths:
-            crd = _load_crd(path)
-            spec = crd["spec"]
-            self.objects[
-                "apiextensions.k8s.io/v1/customresourcedefinitions", None, crd["metadata"]["name"]
-            ] = crd
-            for version in spec["versions"]:
-                if version.get("served", True):
-                    self.resources[f"{spec['group']}/{version['name']}/{spec['names']['plural']}"] = (
-                        kmock.ResourceInfo(
-                            kind=spec["names"]["kind"],
-                            singular=spec["names"].get("singular"),
-                            namespaced=spec["scope"] == "Namespaced",
-                            verbs={"create", "delete", "get", "list", "patch", "watch"},
-                        )
-                    )
-
-    def put(self, resource: str, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        self.objects[resource, meta.get("namespace"), meta["name"]] = obj
-
-
-@functools.cache
-def _load_crd(path: pathlib.Path) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
-    # Only what a server needs to serve the kind: the vendored schemas are large and not read here.
-    return {k: loaded[k] for k in ("apiVersion", "kind", "metadata")} | {
-        "spec": {k: v for k, v in loaded["spec"].items() if k != "versions"}
-        | {"versions": [{"name": v["name"], "served": v["served"]} for v in loaded["spec"]["versions"]]}
-    }
+class PreflightApi(ApiServer):
+    """The package's API stand-in, without controllers: what the preflight reads is seeded."""
 
 
 class ApiThread(ServedApi):
@@ -129,11 +32,7 @@ class ApiThread(ServedApi):
 
     def call(self, fn: Callable[[PreflightApi], Any]) -> Any:
         """Run ``fn(api)`` on the server's loop, where its state may be touched safely."""
-
-        async def run() -> Any:
-            return fn(self.api)
-
-        return self.on_loop(run)
+        return self.locked(lambda: fn(self.api))
 
 
 def kubeconfig_for(url: str, path: pathlib.Path, *, context: str) -> str:

@@ -1,12 +1,12 @@
 """What a whole test session on an emulated kind context needs around it, for test_session_on_kube.
 
 * :class:`SessionEmulator`: the cluster emulator of ``conftest.py`` (controllers, kubelet, DNS,
-  port-forward, the Chaos Mesh stand-in) that also answers what the preflight asks a real API server
-  (:class:`preflight_emulator.PreflightApi`: SelfSubjectAccessReviews, ``/version``, StorageClasses,
-  DaemonSets, CRDs), seeded as a kind cluster with Chaos Mesh installed would be: kind's default
-  ``standard`` StorageClass, the chaos-daemon DaemonSet ready, the Chaos Mesh CRDs served, a node
-  running containerd. Every request is journaled with its wall-clock time, so the outer test can put
-  it on one timeline with the fake CLIs and the nginx stand-in.
+  port-forward, the Chaos Mesh stand-in; through the package's ``ApiServer`` it also answers what the
+  preflight asks: SelfSubjectAccessReviews, ``/version``, StorageClasses, DaemonSets, CRDs), seeded
+  as a kind cluster with Chaos Mesh installed would be: kind's default ``standard`` StorageClass, the
+  chaos-daemon DaemonSet ready, the Chaos Mesh CRDs served, a node running containerd. Every
+  request is journaled with its wall-clock time, so the outer test can put it on one timeline with
+  the fake CLIs and the nginx stand-in.
 * :func:`fake_clis`: ``docker`` and ``kind`` stand-ins on PATH that append ``time argv`` to a file
   and exit 0 (no Docker here); the session's image steps run them as they would the real ones.
 * :class:`NginxStandIn`: what kind's ``extraPortMappings`` put on 127.0.0.1:30080 - a real HTTP
@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 import kmock
-from preflight_emulator import PreflightApi, chaos_daemon, standard_storage_class
+from preflight_emulator import chaos_daemon, standard_storage_class
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "slo"))
@@ -48,29 +48,18 @@ _conftest = _load_conftest()
 Emulator = _conftest.Emulator
 EmulatorThread = _conftest.EmulatorThread
 NODE = _conftest.NODE
-CHAOS_GROUP = "chaos-mesh.org"
 
 
-class SessionEmulator(Emulator, PreflightApi):  # type: ignore[misc,valid-type]
-    """The cluster emulator plus the preflight's API answers; see the module docstring."""
+class SessionEmulator(Emulator):  # type: ignore[misc,valid-type]
+    """The cluster emulator seeded as a kind cluster with Chaos Mesh; see the module docstring."""
 
     def setup(self) -> None:
-        Emulator.setup(self)
-        PreflightApi.setup(self)
-        self.version = {"major": "1", "minor": "33", "gitVersion": "v1.33.1", "platform": "linux/amd64"}
+        super().setup()  # the Chaos Mesh CRDs are installed there
         self.journal: list[tuple[float, str, str]] = []  # (time.time(), method, path) of every request
-        self.install_crds()
-        self.put("storage.k8s.io/v1/storageclasses", standard_storage_class())
-        self.put("apps/v1/daemonsets", chaos_daemon())
+        self.store("storage.k8s.io/v1/storageclasses", standard_storage_class())
+        self.store("apps/v1/daemonsets", chaos_daemon())
         node = self.objects["v1/nodes", None, NODE]
         node.patch({"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://2.1.1"}}})
-
-    def drop_chaos_mesh(self) -> None:
-        """As on a cluster where Chaos Mesh was never installed: its API group is not served."""
-        for resource in [r for r in self.resources if r.group == CHAOS_GROUP]:
-            del self.resources[resource]
-        for key in [k for k in self.objects if k[0].group == "apiextensions.k8s.io"]:
-            del self.objects[key]
 
     async def _handle(self, request: kmock.Request) -> Any:
         method = getattr(request.method, "value", request.method)

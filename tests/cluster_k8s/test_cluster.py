@@ -357,7 +357,7 @@ def test_status_maps_onto_the_base_types(
 
 def test_services_and_pod_logs(cluster: KubernetesCluster, emulator: Any, emulator_thread: Any) -> None:
     _seed(emulator_thread, "v1/services", "backend", {"metadata": {"name": "backend"}})
-    emulator["get /api/v1/namespaces/hft/pods/backend-1/log"] << b"line 1\nline 2\n"
+    emulator.cluster.logs["backend-1"] = "line 1\nline 2\n"  # what its kubelet serves
     assert cluster.services() == ["backend"]
     assert cluster.pod_logs("backend-1", container="backend", tail=50) == "line 1\nline 2\n"
     (logs,) = [r for r in emulator.requests() if r.url.path.endswith("/log")]

@@ -67,10 +67,10 @@ def healthy(server: ApiThread) -> ApiThread:
     """A kind cluster with everything the session needs."""
 
     def seed(api: PreflightApi) -> None:
-        api.put("v1/nodes", kind_node(images=ON_NODE))
-        api.put("storage.k8s.io/v1/storageclasses", standard_storage_class())
+        api.store("v1/nodes", kind_node(images=ON_NODE))
+        api.store("storage.k8s.io/v1/storageclasses", standard_storage_class())
         api.install_crds()
-        api.put("apps/v1/daemonsets", chaos_daemon())
+        api.store("apps/v1/daemonsets", chaos_daemon())
 
     server.call(seed)
     return server
@@ -173,7 +173,7 @@ def test_without_chaos_neither_chaos_mesh_nor_its_verbs_are_checked(
 
 def test_no_default_storage_class(healthy: ApiThread, preflight: Preflight) -> None:
     healthy.call(
-        lambda api: api.put("storage.k8s.io/v1/storageclasses", standard_storage_class(default=False))
+        lambda api: api.store("storage.k8s.io/v1/storageclasses", standard_storage_class(default=False))
     )
     rows = preflight(healthy)
     sc = rows["default StorageClass"]
@@ -188,7 +188,7 @@ def test_no_default_storage_class(healthy: ApiThread, preflight: Preflight) -> N
 def test_chaos_mesh_not_installed_gives_the_helm_command_for_kind(
     server: ApiThread, preflight: Preflight
 ) -> None:
-    server.call(lambda api: api.put("v1/nodes", kind_node(images=ON_NODE)))
+    server.call(lambda api: api.store("v1/nodes", kind_node(images=ON_NODE)))
     rows = preflight(server)
     crds, daemon = rows["Chaos Mesh CRDs"], rows["chaos-daemon"]
     assert crds.found == "chaos-mesh.org/v1alpha1 is not served: Chaos Mesh is not installed"
@@ -204,7 +204,7 @@ def test_chaos_mesh_not_installed_gives_the_helm_command_for_kind(
 
 
 def test_chaos_daemon_not_ready(healthy: ApiThread, preflight: Preflight) -> None:
-    healthy.call(lambda api: api.put("apps/v1/daemonsets", chaos_daemon(ready=0)))
+    healthy.call(lambda api: api.store("apps/v1/daemonsets", chaos_daemon(ready=0)))
     daemon = preflight(healthy)["chaos-daemon"]
     assert not daemon.ok
     assert daemon.blocking
@@ -218,7 +218,7 @@ def test_chaos_daemon_not_ready(healthy: ApiThread, preflight: Preflight) -> Non
 def test_chaos_daemon_with_the_wrong_runtime(healthy: ApiThread, preflight: Preflight) -> None:
     # Installed with the chart's defaults (docker) on containerd nodes: every injection would fail.
     healthy.call(
-        lambda api: api.put(
+        lambda api: api.store(
             "apps/v1/daemonsets", chaos_daemon(runtime="docker", socket="/var/run/docker.sock")
         )
     )
@@ -234,7 +234,7 @@ def test_k3d_gets_the_k3s_containerd_socket(server: ApiThread, preflight: Prefli
     node["status"]["nodeInfo"].update(
         containerRuntimeVersion="containerd://1.7.23-k3s2", kubeletVersion="v1.31.5+k3s1"
     )
-    server.call(lambda api: api.put("v1/nodes", node))
+    server.call(lambda api: api.store("v1/nodes", node))
     crds = preflight(server, context="k3d-hft")["Chaos Mesh CRDs"]
     assert crds.action.endswith(
         "--set chaosDaemon.runtime=containerd --set chaosDaemon.socketPath=/run/k3s/containerd/containerd.sock"
@@ -243,7 +243,7 @@ def test_k3d_gets_the_k3s_containerd_socket(server: ApiThread, preflight: Prefli
 
 
 def test_an_image_missing_on_the_node(healthy: ApiThread, preflight: Preflight) -> None:
-    healthy.call(lambda api: api.put("v1/nodes", kind_node(images=ON_NODE[:1])))
+    healthy.call(lambda api: api.store("v1/nodes", kind_node(images=ON_NODE[:1])))
     rows = preflight(healthy)
     images = rows["platform images"]
     assert not images.ok
@@ -257,7 +257,7 @@ def test_an_image_missing_on_the_node(healthy: ApiThread, preflight: Preflight) 
 
 def test_a_node_at_the_kubelets_image_cap_only_warns(healthy: ApiThread, preflight: Preflight) -> None:
     # 5 preloaded + 45 others = 50 images listed: ours may be present but not reported.
-    healthy.call(lambda api: api.put("v1/nodes", kind_node(filler=45)))
+    healthy.call(lambda api: api.store("v1/nodes", kind_node(filler=45)))
     images = preflight(healthy)["platform images"]
     assert not images.ok
     assert not images.blocking
@@ -279,7 +279,7 @@ def test_registry_images_are_left_to_the_nodes_to_pull(healthy: ApiThread, tmp_p
 
 
 def test_kube_state_metrics_found_is_used(healthy: ApiThread, preflight: Preflight) -> None:
-    healthy.call(lambda api: api.put("apps/v1/deployments", kube_state_metrics()))
+    healthy.call(lambda api: api.store("apps/v1/deployments", kube_state_metrics()))
     ksm = preflight(healthy)[KSM_CHECK]
     assert ksm.ok
     assert ksm.found == "kube-system/kube-state-metrics is ready: the session uses it"
@@ -290,7 +290,7 @@ def test_kube_state_metrics_of_an_earlier_session_is_not_the_clusters(
 ) -> None:
     ours = kube_state_metrics(namespace="hft")
     ours["metadata"]["labels"]["app.kubernetes.io/managed-by"] = "pytest-hftk8s"
-    healthy.call(lambda api: api.put("apps/v1/deployments", ours))
+    healthy.call(lambda api: api.store("apps/v1/deployments", ours))
     ksm = preflight(healthy)[KSM_CHECK]
     assert not ksm.ok
     assert ksm.found == "none running in the cluster"
@@ -426,8 +426,8 @@ def test_cli_prints_the_table_and_exits_1_on_a_missing_prerequisite(
     server: ApiThread, tmp_path: pathlib.Path
 ) -> None:
     # A kind cluster without Chaos Mesh and without the images of this checkout.
-    server.call(lambda api: api.put("v1/nodes", kind_node()))
-    server.call(lambda api: api.put("storage.k8s.io/v1/storageclasses", standard_storage_class()))
+    server.call(lambda api: api.store("v1/nodes", kind_node()))
+    server.call(lambda api: api.store("storage.k8s.io/v1/storageclasses", standard_storage_class()))
     config = kubeconfig_for(server.url, tmp_path / "kubeconfig", context="kind-hft")
     done = subprocess.run(
         [sys.executable, "-m", "pytest_hftk8s", "preflight", "--context", "kind-hft", "--namespace", "ci"],

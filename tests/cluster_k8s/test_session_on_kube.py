@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from served_api import write_kubeconfig
 from session_env import NginxStandIn, SessionThread, cli_calls, fake_clis
 from slo_servers import PROMETHEUS, Exporter, Prometheus, exporter_and_prometheus
+
+from pytest_hftk8s.cluster.emulated.apiserver import write_kubeconfig
 
 pytestmark = pytest.mark.slow
 
@@ -255,7 +256,7 @@ def test_a_session_on_kind_runs_preflight_images_deploy_gates_chaos_slo_then_swe
 def test_without_chaos_mesh_the_session_stops_within_seconds_with_the_table(
     tmp_path: pathlib.Path, cluster: SessionThread, servers: tuple[Exporter, Prometheus]
 ) -> None:
-    cluster.call(cluster.emulator.drop_chaos_mesh)
+    cluster.call(cluster.emulator.drop_crds)
     done, elapsed, log = _run_inner(tmp_path, cluster, servers[1])
     out = done.stdout + done.stderr
     assert done.returncode != 0
