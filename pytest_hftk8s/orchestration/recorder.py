@@ -34,17 +34,19 @@ class TestState:
     rates: dict[str, float] = field(default_factory=dict)
     call_start: float = 0.0
     call_end: float = 0.0
+    measured_from: float = 0.0  # when the call got the measurement lock (0: it never asked for it)
     overhead_s: float = 0.0  # time the plugin itself spent on this test (SLO evaluation, bundle)
 
     def summaries(self) -> list[LoadSummary]:
         return [r.summary for r in self.loads if r.summary is not None] + self.extra_loads
 
     def window(self) -> Window:
-        """The test's window: from its first load run's start to its last one's end, else the call."""
+        """The test's window: from its first load run's start to its last one's end, else the call
+        from the moment it held the measurement lock (its wait for another worker's window excluded)."""
         done = self.summaries()
         if done:
             return Window(min(s.window.start for s in done), max(s.window.end for s in done))
-        return Window(self.call_start, self.call_end or time.time())
+        return Window(max(self.call_start, self.measured_from), self.call_end or time.time())
 
     def offered_order_rate(self) -> float | None:
         """Order placements/s the test's open-loop runs offered over its window (cancels are no orders)."""

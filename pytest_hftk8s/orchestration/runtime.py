@@ -42,6 +42,7 @@ class HftRuntime:
         self.lease: PlatformLease | None = None
         self.platform: Platform | None = None
         self.measurement: MeasurementLock | None = None
+        self._running_item: pytest.Item | None = None
         self.records: dict[str, TestRecord] = {}
         self.platform_info: PlatformInfo | None = None
         self.file_slos: list[Any] = []
@@ -275,16 +276,23 @@ class HftRuntime:
         start, maybe in a session fixture it requested); it is held until the test's teardown is over."""
         if self.measurement is not None:
             self.measurement.hold(self._running or "session")
+        item = self._running_item
+        if item is not None:
+            # A test without load runs is measured over its call; the call may have waited here for
+            # another worker's window, which is not part of this test's.
+            state = state_of(item)
+            if state.call_start and not state.call_end and not state.measured_from:
+                state.measured_from = time.time()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(
         self, item: pytest.Item, nextitem: pytest.Item | None
     ) -> Generator[None, Any, Any]:
-        self._running = item.nodeid
+        self._running, self._running_item = item.nodeid, item
         try:
             return (yield)
         finally:
-            self._running = None
+            self._running, self._running_item = None, None
             if self.measurement is not None:
                 self.measurement.release()
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+from emulated_support import NEEDS_LOCAL_CLUSTER, platform_objects, wait_for
 
-from conftest import NEEDS_LOCAL_CLUSTER, platform_objects, wait_for
 from pytest_hftk8s.chaos import pod_kill
 from pytest_hftk8s.cluster.emulated import CONTEXT, EmulatedCluster
 from pytest_hftk8s.cluster.kubernetes import KubernetesCluster

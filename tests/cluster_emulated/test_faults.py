@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 
 import pytest
+from emulated_support import NEEDS_LOCAL_CLUSTER, platform_objects, stress_in, wait_for
 
-from conftest import NEEDS_LOCAL_CLUSTER, platform_objects, stress_in, wait_for
 from pytest_hftk8s.chaos import pod_kill, stress_cpu
 from pytest_hftk8s.cluster.emulated import EmulatedCluster, Faults
 from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos

@@ -133,10 +133,19 @@ def _field(obj: dict[str, Any], path: str) -> Any:
     return value
 
 
+def _text(value: Any) -> str:
+    """A field as a field selector compares it (``true``/``false`` for booleans, ``""`` when unset)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "" if value is None else str(value)
+
+
 def _matches_fields(obj: dict[str, Any], selector: str) -> bool:
     for term in filter(None, (t.strip() for t in selector.split(","))):
-        key, _, value = term.partition("=")
-        if str(_field(obj, key.strip()) or "") != value.strip().lstrip("="):
+        negated = "!=" in term
+        key, _, value = term.partition("!=") if negated else term.partition("=")
+        equal = _text(_field(obj, key.strip())) == value.strip().lstrip("=")
+        if equal == negated:
             return False
     return True
 
@@ -233,7 +242,7 @@ class ApiServer(kmock.KubernetesEmulator):
     ) -> aiohttp.web.StreamResponse:
         if self.log_hook is None:
             return _status(404, "NotFound", f'pods "{pod}" not found')
-        tail = int(request.url.query.get("tailLines", "200"))
+        tail = int(request.url.query.get("tailLines", "0")) or 1_000_000  # no tailLines: the whole log
         text = await self.log_hook(namespace, pod, request.url.query.get("container"), tail)
         return aiohttp.web.Response(text=text, content_type="text/plain")
 
@@ -289,7 +298,9 @@ class ApiServer(kmock.KubernetesEmulator):
             reader, writer = await asyncio.open_connection(host, target)
         except OSError as e:
             error = f"error forwarding port {port} to pod {pod}: {e}"
-            await ws.send_bytes(b"\x01" + header + error.encode())
+            await ws.send_bytes(
+                b"\x01" + error.encode()
+            )  # the port header goes in a channel's first frame only
             return
 
         async def upstream() -> None:
@@ -350,7 +361,8 @@ class ApiServer(kmock.KubernetesEmulator):
         for resource in [r for r in self.resources if r.group == group]:
             del self.resources[resource]
         for key in [k for k in self.objects if k[0].group == "apiextensions.k8s.io"]:
-            del self.objects[key]
+            if str(key[2]).endswith(f".{group}"):
+                del self.objects[key]
 
     def store(self, resource: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
