@@ -159,7 +159,7 @@ def parse_context(value: str) -> str:
 
 
 #: --hft-emulate-fault names; the emulated bridge checks the value (pytest_hftk8s.cluster.emulated.bridge).
-FAULT_NAMES = ("unpullable", "unschedulable", "stuck-finalizer")
+FAULT_NAMES = ("unpullable", "unschedulable", "stuck-finalizer", "missing", "unready", "deny")
 
 
 def parse_fault(value: str) -> str:
@@ -331,7 +331,8 @@ OPTIONS = (
         "--hft-emulate-fault",
         "emulated cluster only: make a failure path happen (repeatable; env/ini: comma-separated): "
         "unpullable=<workload> (ImagePullBackOff), unschedulable=<workload> (Pending, Unschedulable), "
-        "stuck-finalizer=<StressChaos|PodChaos|NetworkChaos|all> (chaos objects never released)",
+        "stuck-finalizer=<StressChaos|PodChaos|NetworkChaos|all> (chaos objects never released), "
+        "missing=<chaos-mesh|storage-class>, unready=chaos-daemon, deny=<verb>:<resource> (RBAC)",
         parse_fault,
         (),
         repeatable=True,

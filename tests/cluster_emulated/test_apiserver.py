@@ -1,4 +1,5 @@
-"""The API stand-in's own semantics, through the official client where the backend uses them."""
+"""The API stand-in's own semantics, through the official client where the backend uses them, and
+the fault switches' parsing."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_hftk8s.cluster.emulated import FAULTS, Faults
 from pytest_hftk8s.cluster.emulated.apiserver import (
     ApiServer,
     ServedApi,
@@ -15,7 +17,8 @@ from pytest_hftk8s.cluster.emulated.apiserver import (
     write_kubeconfig,
 )
 from pytest_hftk8s.cluster.kubernetes.api import KubeApi
-from pytest_hftk8s.errors import ClusterError
+from pytest_hftk8s.errors import ClusterError, ConfigError
+from pytest_hftk8s.settings import FAULT_NAMES
 
 
 @pytest.fixture
@@ -91,3 +94,20 @@ def test_the_chaos_mesh_crds_are_served_and_dropped_by_group(served: ServedApi, 
     assert [c["metadata"]["name"] for c in crds["items"]] == ["widgets.example.com"]
     with pytest.raises(ClusterError):
         client.request("GET", "/apis/chaos-mesh.org/v1alpha1/namespaces/n/stresschaos", what="list")
+
+
+def test_a_bad_fault_switch_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="expected NAME=VALUE"):
+        Faults.parse(["unpullable"])
+    with pytest.raises(ConfigError, match="expected one of StressChaos, PodChaos, NetworkChaos, all"):
+        Faults.parse(["stuck-finalizer=Pods"])
+    with pytest.raises(ConfigError, match="deny: expected <verb>:<resource>"):
+        Faults.parse(["deny=create"])
+    faults = Faults.parse(["unpullable=backend", "stuck-finalizer=all", "deny=create:stresschaos"])
+    assert faults.unpullable == {"backend"}
+    assert faults.stuck_finalizers == {"all"}
+    assert faults.denied == {"create stresschaos"}
+
+
+def test_the_settings_know_every_fault_the_bridge_plays() -> None:
+    assert set(FAULT_NAMES) == set(FAULTS)

@@ -15,9 +15,9 @@ import pytest
 from emulated_support import NEEDS_LOCAL_CLUSTER, platform_objects, stress_in, wait_for
 
 from pytest_hftk8s.chaos import pod_kill, stress_cpu
-from pytest_hftk8s.cluster.emulated import EmulatedCluster, Faults
+from pytest_hftk8s.cluster.emulated import EmulatedCluster
 from pytest_hftk8s.cluster.kubernetes.chaos_driver import KubernetesChaos
-from pytest_hftk8s.errors import ChaosError, ConfigError, GateTimeout
+from pytest_hftk8s.errors import ChaosError, GateTimeout
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
 
 pytestmark = [*NEEDS_LOCAL_CLUSTER, pytest.mark.slow]
@@ -126,14 +126,3 @@ def test_a_selector_matching_no_pod_is_chaos_meshs_failed_selection(
         pass
     assert time.monotonic() - started < 10
     assert "Failed to select targets: no pod is selected" in str(info.value)
-
-
-def test_a_bad_fault_switch_is_a_clear_error() -> None:
-    with pytest.raises(ConfigError, match="expected NAME=VALUE"):
-        Faults.parse(["unpullable"])
-    with pytest.raises(ConfigError, match="expected one of StressChaos, PodChaos, NetworkChaos or all"):
-        Faults.parse(["stuck-finalizer=Pods"])
-    assert Faults.parse(["unpullable=backend", "stuck-finalizer=all"]).as_args() == [
-        "unpullable=backend",
-        "stuck-finalizer=all",
-    ]

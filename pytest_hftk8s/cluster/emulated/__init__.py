@@ -32,18 +32,38 @@ __all__ = ["CONTEXT", "FAULTS", "EmulatedCluster", "EmulatedEnvironment", "Fault
 CONTEXT = EMULATED_CONTEXT
 
 
-def _seed(api: ApiServer) -> None:
-    """What a cluster with Chaos Mesh and kube-state-metrics installed shows the preflight."""
-    api.install_crds()
+def _seed(api: ApiServer, faults: Faults) -> None:
+    """What a cluster with Chaos Mesh and kube-state-metrics installed shows the preflight, but for
+    what ``faults`` takes away (``missing``, ``unready``, ``deny``)."""
+    api.denied |= set(faults.denied)
     api.store("v1/nodes", node_object())
+    for ns in ("default", "kube-system", "chaos-mesh"):
+        api.namespaces[ns] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
+                              "status": {"phase": "Active"}}  # fmt: skip
+    ksm = {"app.kubernetes.io/name": "kube-state-metrics"}
+    api.store("apps/v1/deployments", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "kube-state-metrics", "namespace": "kube-system", "labels": ksm,
+                     "annotations": {STAND_IN: "the local cluster's exporter (kube-state-metrics series)"}},
+        "spec": {"replicas": 1, "selector": {"matchLabels": ksm}, "template": {"metadata": {"labels": ksm}}},
+        "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1},
+    })  # fmt: skip
+    if "storage-class" not in faults.missing:
+        _storage_class(api)
+    if "chaos-mesh" not in faults.missing:
+        api.install_crds()
+        _chaos_daemon(api, ready=0 if "chaos-daemon" in faults.unready else 1)
+
+
+def _storage_class(api: ApiServer) -> None:
     api.store("storage.k8s.io/v1/storageclasses", {
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": "local-dir", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
         "provisioner": "hftk8s.io/local-dir", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
     })  # fmt: skip
-    for ns in ("default", "kube-system", "chaos-mesh"):
-        api.namespaces[ns] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns},
-                              "status": {"phase": "Active"}}  # fmt: skip
+
+
+def _chaos_daemon(api: ApiServer, *, ready: int) -> None:
     labels = {"app.kubernetes.io/name": "chaos-mesh", "app.kubernetes.io/instance": "chaos-mesh",
               "app.kubernetes.io/component": "chaos-daemon"}  # fmt: skip
     api.store("apps/v1/daemonsets", {
@@ -53,16 +73,9 @@ def _seed(api: ApiServer) -> None:
         "spec": {"selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
             "containers": [{"name": "chaos-daemon", "image": "ghcr.io/chaos-mesh/chaos-daemon:v2.8.4",
                             "command": ["/usr/local/bin/chaos-daemon"]}]}}},
-        "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberAvailable": 1,
-                   "numberReady": 1, "numberUnavailable": 0, "updatedNumberScheduled": 1, "observedGeneration": 1},
-    })  # fmt: skip
-    ksm = {"app.kubernetes.io/name": "kube-state-metrics"}
-    api.store("apps/v1/deployments", {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "kube-state-metrics", "namespace": "kube-system", "labels": ksm,
-                     "annotations": {STAND_IN: "the local cluster's exporter (kube-state-metrics series)"}},
-        "spec": {"replicas": 1, "selector": {"matchLabels": ksm}, "template": {"metadata": {"labels": ksm}}},
-        "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1, "updatedReplicas": 1},
+        "status": {"currentNumberScheduled": 1, "desiredNumberScheduled": 1, "numberAvailable": ready,
+                   "numberReady": ready, "numberUnavailable": 1 - ready, "updatedNumberScheduled": 1,
+                   "observedGeneration": 1},
     })  # fmt: skip
 
 
@@ -78,8 +91,9 @@ class EmulatedEnvironment:
         progress: Callable[[str], None] | None = None,
     ) -> None:
         self.served = ServedApi(ApiServer)
+        faults = faults or Faults()
         try:
-            self.served.locked(lambda: _seed(self.served.api))
+            self.served.locked(lambda: _seed(self.served.api, faults))
             directory = state_dir / "emulated"
             directory.mkdir(parents=True, exist_ok=True)
             self.kubeconfig = write_kubeconfig(
@@ -157,6 +171,10 @@ class EmulatedCluster(KubernetesCluster):
         return {**super().share(), "kubeconfig": self.kubeconfig}
 
     def close(self) -> None:
+        """Stop the API and every pod behind it: they live in this process (``--hft-keep`` cannot keep
+        them; it keeps objects only on a real cluster)."""
+        if self.environment.bridge.deployed():
+            self.progress("emulated cluster: its API and pods live in this process and stop with it")
         try:
             super().close()
         finally:

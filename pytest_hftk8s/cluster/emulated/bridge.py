@@ -64,45 +64,57 @@ STAND_IN = "hftk8s.io/emulated-by"
 CHAOS_KINDS = {"stresschaos": "StressChaos", "podchaos": "PodChaos", "networkchaos": "NetworkChaos"}
 FINALIZER = "chaos-mesh/records"
 SELECT_FAILED = "Failed to select targets: no pod is selected"
-#: Fault switches (``--hft-emulate-fault NAME=VALUE``): what each makes the bridge do.
+#: Fault switches (``--hft-emulate-fault NAME=VALUE``): the value each takes and what it makes happen.
 FAULTS = {
-    "unpullable": "a workload's images cannot be pulled: its pods stay in ImagePullBackOff",
-    "unschedulable": "no node can take a workload's pods: they stay Pending (PodScheduled=False, Unschedulable)",
-    "stuck-finalizer": "a chaos kind's objects (StressChaos, PodChaos, NetworkChaos or all) keep their "
-    "finalizer after deletion, as when chaos-controller-manager is down (the local fault is still removed)",
+    "unpullable": ("<workload>", "its images cannot be pulled: its pods stay in ImagePullBackOff"),
+    "unschedulable": ("<workload>", "no node can take its pods: they stay Pending (PodScheduled=False)"),
+    "stuck-finalizer": ("<StressChaos|PodChaos|NetworkChaos|all>", "the kind's chaos objects keep their "
+                        "finalizer after deletion, as when chaos-controller-manager is down (the local "
+                        "fault is removed all the same)"),
+    "missing": ("<chaos-mesh|storage-class>", "the cluster never had it installed"),
+    "unready": ("<chaos-daemon>", "its DaemonSet has no ready pod"),
+    "deny": ("<verb>:<resource>", "RBAC refuses that verb (a SelfSubjectAccessReview answers not allowed)"),
+}  # fmt: skip
+_CHOICES = {
+    "stuck-finalizer": (*CHAOS_KINDS.values(), "all"),
+    "missing": ("chaos-mesh", "storage-class"),
+    "unready": ("chaos-daemon",),
 }
 
 
 @dataclass(frozen=True)
 class Faults:
-    """Which failure paths the bridge plays (see :data:`FAULTS`)."""
+    """Which failure paths the emulated cluster plays (see :data:`FAULTS`)."""
 
     unpullable: frozenset[str] = frozenset()
     unschedulable: frozenset[str] = frozenset()
     stuck_finalizers: frozenset[str] = frozenset()
+    missing: frozenset[str] = frozenset()
+    unready: frozenset[str] = frozenset()
+    denied: frozenset[str] = frozenset()  # "verb resource", as the API server's access reviews name them
 
     @classmethod
     def parse(cls, values: Sequence[str]) -> Faults:
-        """``["unpullable=backend", "stuck-finalizer=StressChaos"]`` -> :class:`Faults`; bad ones raise."""
+        """``["unpullable=backend", "deny=create:stresschaos"]`` -> :class:`Faults`; bad ones raise."""
         found: dict[str, set[str]] = {name: set() for name in FAULTS}
         for value in values:
             name, sep, target = (s.strip() for s in value.partition("="))
             if name not in FAULTS or not sep or not target:
-                listed = "; ".join(f"{n}=<{'kind' if n == 'stuck-finalizer' else 'workload'}>: {d}"
-                                   for n, d in FAULTS.items())  # fmt: skip
+                listed = "; ".join(f"{n}={v}: {d}" for n, (v, d) in FAULTS.items())
                 raise ConfigError(f"--hft-emulate-fault: expected NAME=VALUE, one of {listed}; got {value!r}")
-            if name == "stuck-finalizer" and target not in (*CHAOS_KINDS.values(), "all"):
+            if name in _CHOICES and target not in _CHOICES[name]:
                 raise ConfigError(
-                    f"--hft-emulate-fault stuck-finalizer: expected one of {', '.join(CHAOS_KINDS.values())} "
-                    f"or all; got {target!r}"
+                    f"--hft-emulate-fault {name}: expected one of {', '.join(_CHOICES[name])}; got {target!r}"
                 )
+            if name == "deny":
+                verb, colon, resource = target.partition(":")
+                if not colon or not verb or not resource:
+                    raise ConfigError(f"--hft-emulate-fault deny: expected <verb>:<resource>; got {target!r}")
+                target = f"{verb} {resource}"
             found[name].add(target)
         return cls(frozenset(found["unpullable"]), frozenset(found["unschedulable"]),
-                   frozenset(found["stuck-finalizer"]))  # fmt: skip
-
-    def as_args(self) -> list[str]:
-        return [f"{n}={t}" for n, ts in (("unpullable", self.unpullable), ("unschedulable", self.unschedulable),
-                ("stuck-finalizer", self.stuck_finalizers)) for t in sorted(ts)]  # fmt: skip
+                   frozenset(found["stuck-finalizer"]), frozenset(found["missing"]), frozenset(found["unready"]),
+                   frozenset(found["deny"]))  # fmt: skip
 
 
 def _now(at: float | None = None) -> str:
@@ -219,6 +231,11 @@ class Bridge:
             self._spaces.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def deployed(self) -> list[str]:
+        """The namespaces that run local pods now."""
+        with self._lock:
+            return sorted(ns for ns, space in self._spaces.items() if space.cluster is not None)
+
     def local_cluster(self, namespace: str) -> LocalCluster | None:
         """The local cluster a namespace runs on (None before its workloads settled)."""
         with self._lock:
@@ -230,7 +247,10 @@ class Bridge:
             try:
                 self.reconcile()
             except Exception as e:  # keep reconciling; the gate and the driver say what did not happen
-                self.errors.append(f"{type(e).__name__}: {e}")
+                error = f"{type(e).__name__}: {e}"
+                if error not in self.errors:
+                    self.progress(f"emulated cluster: reconciling failed ({error}); retrying")
+                self.errors.append(error)
                 del self.errors[:-20]
 
     # -- one pass ---------------------------------------------------------------------------------
