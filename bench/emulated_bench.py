@@ -9,6 +9,7 @@ Run as ``flock /tmp/hft-bench.lock python bench/emulated_bench.py`` (about 6 min
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import pathlib
@@ -57,7 +58,7 @@ def main() -> None:
         "benchmark": "the bundled suites, local vs emulated (the kubernetes backend), same machine, same run",
         "command": "python bench/emulated_bench.py",
         "machine": describe(rounds=ROUNDS),
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "timestamp": datetime.datetime.now(tz=datetime.UTC).isoformat(timespec="seconds"),
         "local_wall_s": statistics.median(r["wall_s"] for r in local),
         "emulated_wall_s": statistics.median(r["wall_s"] for r in emulated),
         "ratio_emulated_to_local": round(

@@ -283,6 +283,21 @@ def loadgen_rows(r: Results) -> list[Row]:
     ]
 
 
+def emulated_rows(r: Results) -> list[Row]:
+    def f(*path: str) -> Any:
+        return figure(r, "emulated", *path)
+
+    matched = "verdicts equal" if f("verdicts_match") else "verdicts DIFFER"
+    return [
+        Row(
+            "bundled suites, `--hft-cluster=emulated` (kubernetes backend) vs `local`, wall time",
+            f"{decimals(f('emulated_wall_s'), 0)} s vs {decimals(f('local_wall_s'), 0)} s "
+            f"({ratio(f('ratio_emulated_to_local'))}), {matched}",
+            "emulated.json",
+        )
+    ]
+
+
 # --- the tables -----------------------------------------------------------------------------------
 
 
@@ -303,6 +318,7 @@ def render_readme(root: pathlib.Path, r: Results) -> str:
         platform_latency(r),
         platform_durability(r),
         *loadgen_rows(r),
+        *emulated_rows(r),
     ]
     figures = table(["figure", "value", "from"], [[x.figure, x.value, f"`{x.source}`"] for x in rows])
     origin = table(
