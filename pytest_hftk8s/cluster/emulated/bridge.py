@@ -28,6 +28,7 @@ off it, and writes the statuses back in one step. It must not judge anything.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import contextlib
 import datetime
@@ -161,7 +162,7 @@ class _Space:
     held: dict[str, _Held] = field(default_factory=dict)
     born: dict[str, float] = field(default_factory=dict)  # pod -> first seen
     events_after: float = 0.0
-    extra_events: list[ClusterEvent] = field(default_factory=list)
+    extra_events: collections.deque[ClusterEvent] = field(default_factory=collections.deque)
     error: str = ""
 
 
@@ -237,10 +238,12 @@ class Bridge:
             return sorted(ns for ns, space in self._spaces.items() if space.cluster is not None)
 
     def local_cluster(self, namespace: str) -> LocalCluster | None:
-        """The local cluster a namespace runs on (None before its workloads settled)."""
-        with self._lock:
-            space = self._spaces.get(namespace)
-            return space.cluster if space else None
+        """The local cluster a namespace runs on (None before its workloads settled).
+
+        Lock-free (one dict read): the API's loop calls it, and must not wait while a reconcile
+        deploys or tears down a local cluster."""
+        space = self._spaces.get(namespace)
+        return space.cluster if space else None
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -403,14 +406,12 @@ class Bridge:
             if fresh:
                 space.events_after = fresh[-1].timestamp
             events = fresh
-        events += space.extra_events
-        space.extra_events = []
         if space.error:
             for (kind, name), _obj in objects.items():
                 if kind in WORKLOADS:
                     _once(space, ClusterEvent(now, kind, name, "FailedCreate", space.error, "Warning"))
-            events += space.extra_events
-            space.extra_events = []
+        while space.extra_events:  # the chaos workers append from their threads: drain, never replace
+            events.append(space.extra_events.popleft())
         return {"pods": desired_pods, "workloads": workloads, "services": services, "slices": slices,
                 "events": events}  # fmt: skip
 
@@ -622,8 +623,7 @@ class Bridge:
     async def _node_proxy(self, node: str, path: str) -> tuple[int, str]:
         if node != NODE_NAME or path != "/metrics/cadvisor":
             return 404, f"node {node}: only /metrics/cadvisor of node {NODE_NAME} is served here\n"
-        with self._lock:
-            clusters = [s.cluster for s in self._spaces.values() if s.cluster is not None]
+        clusters = [s.cluster for s in list(self._spaces.values()) if s.cluster is not None]
         bodies = []
         for cluster in clusters:
             url = f"http://{cluster.exporter.address}/metrics/cadvisor"
