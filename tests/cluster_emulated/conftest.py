@@ -28,7 +28,7 @@ def emulated(tmp_path: Path) -> Iterator[Callable[..., EmulatedCluster]]:
         run_ids = []
         for cluster in made:
             bridge = cluster.environment.bridge
-            run_ids += [s.cluster.run_id for s in bridge._spaces.values() if s.cluster is not None]
+            run_ids += [c.run_id for ns in bridge.deployed() if (c := bridge.local_cluster(ns)) is not None]
             cluster.delete_all()
             cluster.close()
         left = [

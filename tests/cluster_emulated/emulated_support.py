@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
-from collections.abc import Callable
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,12 @@ import pytest
 
 from pytest_hftk8s.credentials import new_password, with_db_secret
 from pytest_hftk8s.manifests import render
+
+# The chaos tests' helpers: the same bounded wait and the same stress-ng lookup, not a copy of them.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos_local"))
+from chaos_workloads import stress_ng_pids, wait_for
+
+__all__ = ["NEEDS_LOCAL_CLUSTER", "platform_objects", "stress_ng_pids", "wait_for"]
 
 NEEDS_LOCAL_CLUSTER = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the local cluster behind the API needs root (cgroups)"),
@@ -28,24 +32,3 @@ NEEDS_LOCAL_CLUSTER = [
 
 def platform_objects(overlay: str = "emulated") -> list[dict[str, Any]]:
     return with_db_secret(render(overlay), password=new_password(), secret_name=None)
-
-
-def wait_for(check: Callable[[], Any], *, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"{what} not seen within {timeout:g}s"
-        time.sleep(0.1)
-    return found
-
-
-def stress_in(run_id: str) -> list[int]:
-    """Live stress-ng processes inside one local cluster run's cgroups."""
-    out = subprocess.run(["pgrep", "^stress-ng"], capture_output=True, text=True, check=False).stdout
-    found = []
-    for pid in (int(p) for p in out.split()):
-        try:
-            if f"hft-{run_id}" in Path(f"/proc/{pid}/cgroup").read_text():
-                found.append(pid)
-        except OSError:
-            continue
-    return found

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from emulated_support import NEEDS_LOCAL_CLUSTER, platform_objects, stress_in, wait_for
+from emulated_support import NEEDS_LOCAL_CLUSTER, platform_objects, stress_ng_pids, wait_for
 
 from pytest_hftk8s.chaos import pod_kill, stress_cpu
 from pytest_hftk8s.cluster.emulated import EmulatedCluster
@@ -98,7 +98,9 @@ def test_a_stuck_finalizer_fails_the_removal_with_the_command_and_nothing_stays_
         chaos.inject(stress_cpu(target="backend", load=50, duration="60s")) as run,
     ):
         records += [r["id"] for r in run.records]
-        injected.append(wait_for(lambda: stress_in(local.run_id), timeout=5, what="stress-ng in the backend"))
+        injected.append(
+            wait_for(lambda: stress_ng_pids(local.run_id), timeout=5, what="stress-ng in the backend")
+        )
     assert len(records) == 1
     assert records[0].startswith("hft/backend-")
     assert injected[0]
@@ -106,7 +108,7 @@ def test_a_stuck_finalizer_fails_the_removal_with_the_command_and_nothing_stays_
     assert "finalizers ['chaos-mesh/records']" in str(info.value)
     assert f"kubectl -n hft patch stresschaos {run.name} --type=merge" in str(info.value)
     # The object is stuck in the API, but the local fault went with the deletion: nothing is injected.
-    assert wait_for(lambda: not stress_in(local.run_id), timeout=5, what="no stress-ng left")
+    assert wait_for(lambda: not stress_ng_pids(local.run_id), timeout=5, what="no stress-ng left")
     swept = chaos.sweep(keep_run_id=None, finalizer_timeout=1.0)
     assert any("STUCK" in line and run.name in line for line in swept), swept
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from emulated_support import NEEDS_LOCAL_CLUSTER, stress_in
+from emulated_support import NEEDS_LOCAL_CLUSTER, stress_ng_pids
 
 pytestmark = [*NEEDS_LOCAL_CLUSTER, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ with chaos.inject(stress_cpu(target="backend", load=50, duration="120s")):
 def _left(run_id: str, runtime_dir: str) -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     left = [line.strip() for line in out.splitlines() if runtime_dir in line]
-    left += [f"stress-ng {pid}" for pid in stress_in(run_id)]
+    left += [f"stress-ng {pid}" for pid in stress_ng_pids(run_id)]
     left += [str(p) for root in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory")
              for p in Path(root).glob(f"**/hft-{run_id}*")]  # fmt: skip
     return left
@@ -56,7 +56,7 @@ def test_an_interrupted_session_leaves_no_pod_and_no_stress(tmp_path: Path, sign
         line = session.stdout.readline() if session.stdout else ""
         assert line, "the session printed nothing (it failed before the stress)"
         started = json.loads(line)
-        assert stress_in(started["run_id"]), "no stress-ng in the backend's cgroups"
+        assert stress_ng_pids(started["run_id"]), "no stress-ng in the backend's cgroups"
         session.send_signal(signum)
         session.wait(timeout=60)
     finally:

@@ -46,7 +46,6 @@ __all__ = [
     "ExecResult",
     "ServedApi",
     "matches_selector",
-    "status_body",
     "write_kubeconfig",
 ]
 
@@ -94,14 +93,11 @@ LogHook = Callable[[str, str, str | None, int], Awaitable[str]]  # namespace, po
 ProxyHook = Callable[[str, str], Awaitable[tuple[int, str]]]  # node, path -> status, body
 
 
-def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
-    """A ``metav1.Status`` failure, as the API server sends it."""
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message,
-            "code": code}  # fmt: skip
-
-
 def _status(code: int, reason: str, message: str) -> aiohttp.web.Response:
-    return aiohttp.web.json_response(status_body(code, reason, message), status=code)
+    """A ``metav1.Status`` failure, as the API server sends it."""
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message,
+            "code": code}  # fmt: skip
+    return aiohttp.web.json_response(body, status=code)
 
 
 def matches_selector(labels: dict[str, str], selector: str) -> bool:

@@ -163,6 +163,15 @@ class _Space:
     born: dict[str, float] = field(default_factory=dict)  # pod -> first seen
     events_after: float = 0.0
     extra_events: collections.deque[ClusterEvent] = field(default_factory=collections.deque)
+    said: set[tuple[str, str, str]] = field(default_factory=set)  # (object, reason, message) emitted once
+
+    def once(self, event: ClusterEvent) -> None:
+        """Emit ``event`` unless the same object, reason and message was emitted already."""
+        marker = (event.name, event.reason, event.message)
+        if marker not in self.said:
+            self.said.add(marker)
+            self.extra_events.append(event)
+
     error: str = ""
 
 
@@ -349,8 +358,9 @@ class Bridge:
         return space
 
     def _teardown(self, space: _Space) -> None:
-        for exp in [e for e in self._experiments.values() if e.run is not None and space.chaos is not None]:
-            if exp.namespace == (space.cluster.namespace if space.cluster else None):
+        namespace = space.cluster.namespace if space.cluster is not None else None
+        for exp in list(self._experiments.values()):
+            if exp.run is not None and exp.run.namespace == namespace:
                 self._remove_local(exp)
         if space.cluster is not None:
             with contextlib.suppress(Exception):
@@ -383,9 +393,7 @@ class Bridge:
                 desired_pods[pod["metadata"]["name"]] = pod
                 per_workload.setdefault(name, []).append(pod)
                 for reason, message in _held_events(held):
-                    _once(
-                        space, ClusterEvent(now, "Pod", pod["metadata"]["name"], reason, message, "Warning")
-                    )
+                    space.once(ClusterEvent(now, "Pod", pod["metadata"]["name"], reason, message, "Warning"))
         workloads = {}
         for (kind, name), obj in objects.items():
             if kind in WORKLOADS:
@@ -409,7 +417,7 @@ class Bridge:
         if space.error:
             for (kind, name), _obj in objects.items():
                 if kind in WORKLOADS:
-                    _once(space, ClusterEvent(now, kind, name, "FailedCreate", space.error, "Warning"))
+                    space.once(ClusterEvent(now, kind, name, "FailedCreate", space.error, "Warning"))
         while space.extra_events:  # the chaos workers append from their threads: drain, never replace
             events.append(space.extra_events.popleft())
         return {"pods": desired_pods, "workloads": workloads, "services": services, "slices": slices,
@@ -663,7 +671,7 @@ def _state(c: ContainerStatus, born: float) -> dict[str, Any]:
         return {"running": {"startedAt": _now(born)}}
     if c.state == "terminated":
         reason = c.reason or "Error"
-        return {"terminated": {"reason": reason, "exitCode": _exit_code(reason), "finishedAt": _now()}}
+        return {"terminated": {"reason": reason, "exitCode": _exit_code(reason)}}
     return {"waiting": {"reason": c.reason or "ContainerCreating"}}
 
 
@@ -740,14 +748,6 @@ def _held_events(held: _Held) -> list[tuple[str, str]]:
     if held.reason == "Unschedulable":
         return [("FailedScheduling", held.message)]
     return [("Failed", f"Failed to pull image {held.image}: not found"), ("BackOff", held.message)]
-
-
-def _once(space: _Space, event: ClusterEvent) -> None:
-    marker = (event.name, event.reason, event.message)
-    seen = space.__dict__.setdefault("_seen_events", set())
-    if marker not in seen:
-        seen.add(marker)
-        space.extra_events.append(event)
 
 
 def _workload_status(
