@@ -19,6 +19,7 @@ __all__ = [
     "AckCheck",
     "ActionCounts",
     "Baseline",
+    "Bottleneck",
     "Capacity",
     "ChaosRecord",
     "DigestRow",
@@ -28,12 +29,19 @@ __all__ = [
     "OomSequence",
     "PlatformInfo",
     "Recovery",
+    "ResilienceScore",
+    "SaturationSignal",
     "ScaleRecord",
+    "ScoreItem",
     "Series",
     "SessionReport",
     "SloResult",
+    "SweepPoint",
+    "SweepProbe",
+    "SweepResult",
     "TestRecord",
     "Totals",
+    "UslFit",
     "Window",
     "from_dict",
     "to_dict",
@@ -72,13 +80,18 @@ class Window:
 
 @dataclass(frozen=True)
 class Series:
-    """Equal-width samples: ``values[i]`` covers ``[start + i*step, start + (i+1)*step)``."""
+    """Equal-width samples: ``values[i]`` covers ``[start + i*step, start + (i+1)*step)``.
+
+    A range query's result keeps its name (the catalogue query's) and its labels (e.g. ``pod``); a
+    missing sample is ``nan`` (written to JSON as ``null``).
+    """
 
     name: str
     start: float
     step: float
     values: tuple[float, ...]
     unit: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
 
     def points(self) -> list[tuple[float, float]]:
         return [(self.start + i * self.step, v) for i, v in enumerate(self.values)]
@@ -133,6 +146,10 @@ class LoadSummary:
     order_prefix: str = ""
     histogram: str = ""
     timeline: Series | None = None  # 2xx answers per 100 ms of wall clock
+    # Per second of intended send time: client-side latency quantiles ("p50", "p99", ms) and the
+    # requests that failed (non-2xx, timed out or unanswered), from the same requests as the histogram.
+    latency_timeline: dict[str, Series] = field(default_factory=dict)
+    errors_timeline: Series | None = None
 
 
 @dataclass
@@ -352,6 +369,130 @@ class PlatformInfo:
 
 
 @dataclass
+class SaturationSignal:
+    """One saturation signal of one component over a window: what was observed against what it can take.
+
+    ``utilization`` is observed / capacity where a capacity exists (CPU against a limit or the node's
+    cores); a latency signal has none and is judged against ``threshold`` instead.
+    """
+
+    component: str  # e.g. "backend pods", "node", "postgres", "engine", "redis", "nginx", "generator"
+    signal: str  # e.g. "CPU vs limit", "throttled periods", "commit p99"
+    observed: float | None
+    unit: str = ""
+    capacity: float | None = None
+    utilization: float | None = None
+    threshold: float | None = None  # at or beyond this (utilization, or observed without capacity): saturated
+    saturated: bool = False
+    query: str = ""
+    detail: str = ""
+
+
+@dataclass
+class Bottleneck:
+    """Which component was saturated over a window, from its saturation signals, ranked.
+
+    ``verdict`` names the component, or is ``"ambiguous"`` (several saturated and nothing separates
+    them, or the signals are missing) or ``"none"`` (nothing saturated); ``sentence`` says it with numbers.
+    """
+
+    verdict: str
+    sentence: str
+    window: Window | None = None
+    saturated: list[str] = field(default_factory=list)
+    signals: list[SaturationSignal] = field(default_factory=list)  # ranked, most saturated first
+
+
+@dataclass
+class SweepProbe:
+    """One open-loop load run of a scaling sweep at one offered rate."""
+
+    backends: int
+    offered_rate: float  # requests/s
+    achieved_rate: float  # 2xx answers/s
+    throughput_ratio: float | None  # accepted orders/s over offered orders/s
+    client_p99_ms: float | None
+    valid: bool
+    sustainable: bool  # p99 SLO held, >= the throughput ratio, and the run was a valid measurement
+    load: str = ""  # the load run's name in the test record
+    reasons: list[str] = field(default_factory=list)  # why not sustainable
+    window: Window | None = None
+
+
+@dataclass
+class SweepPoint:
+    """The highest sustainable throughput found at one replica count."""
+
+    backends: int
+    max_rate: float | None  # highest sustainable offered rate (requests/s); None: none was
+    throughput: float | None  # achieved 2xx/s at that rate
+    probes: list[SweepProbe] = field(default_factory=list)
+    budget_exhausted: bool = False  # the search stopped on its time budget, not on its resolution
+    deploy_s: float = 0.0
+    bottleneck: Bottleneck | None = None
+
+
+@dataclass
+class UslFit:
+    """X(N) = lambda N / (1 + sigma (N-1) + kappa N (N-1)), fitted to measured points.
+
+    Intervals are 95% confidence intervals from the fit's covariance (``None`` where the fit cannot
+    give one, e.g. with as many parameters as points).
+    """
+
+    lam: float
+    sigma: float
+    kappa: float
+    lam_ci: tuple[float, float] | None = None
+    sigma_ci: tuple[float, float] | None = None
+    kappa_ci: tuple[float, float] | None = None
+    lam_fixed: bool = False  # lambda held at X(1) instead of fitted
+    n_star: float | None = None  # sqrt((1 - sigma) / kappa); None when kappa <= 0
+    n_star_ci: tuple[float, float] | None = None
+    x_max: float | None = None  # X(N*)
+    x_max_ci: tuple[float, float] | None = None
+    points: list[tuple[float, float]] = field(default_factory=list)  # (N, X) the fit used
+    r_squared: float | None = None
+
+
+@dataclass
+class SweepResult:
+    """A scaling sweep: the points, the USL fit, the knee and what was saturated there."""
+
+    points: list[SweepPoint]
+    fit: UslFit | None = None
+    knee: int | None = None  # the replica count with the highest measured sustainable throughput
+    bottleneck: Bottleneck | None = None  # at the knee
+    sentence: str = ""
+    budget_s: float = 0.0
+    took_s: float = 0.0
+    criteria: dict[str, float] = field(default_factory=dict)  # p99 bound (ms), throughput ratio, ...
+
+
+@dataclass
+class ScoreItem:
+    """One weighted term of the resilience score: an SLO of a resilience test."""
+
+    test: str
+    experiment: str
+    slo: str
+    severity: str
+    weight: float
+    passed: bool
+
+
+@dataclass
+class ResilienceScore:
+    """Litmus/krkn-style weighted score: sum(weight x passed) / sum(weight) x 100 over the resilience
+    tests' SLOs, each SLO weighted by its severity."""
+
+    score: float | None  # 0-100; None when no resilience SLO was evaluated
+    weights: dict[str, float] = field(default_factory=dict)  # severity -> weight
+    items: list[ScoreItem] = field(default_factory=list)
+    method: str = ""
+
+
+@dataclass
 class TestRecord:
     """Everything one test did with the platform, as the report reads it."""
 
@@ -370,6 +511,11 @@ class TestRecord:
     bundle: str = ""
     longrepr: str = ""
     plugin_overhead_s: float = 0.0
+    # Range queries over the window plus a margin, for the report's plots (names: slo.queries.PLOTS).
+    series: list[Series] = field(default_factory=list)
+    series_window: Window | None = None
+    bottleneck: Bottleneck | None = None  # named when a throughput or latency SLO was missed
+    sweep: SweepResult | None = None
 
     def load(self, name: str) -> LoadSummary | None:
         return next((s for s in self.loads if s.name == name), None)
@@ -442,3 +588,4 @@ class SessionReport:
     totals: Totals = field(default_factory=Totals)
     tests: list[TestRecord] = field(default_factory=list)
     resilience: list[DigestRow] = field(default_factory=list)
+    score: ResilienceScore | None = None

@@ -91,7 +91,8 @@ def merge(into: TestRecord, report: Any, hft: TestRecord | None) -> None:
     """Fold one phase's report (and its record, when the phase made one) into the test's record."""
     into.duration += report.duration
     if hft is not None:
-        for name in ("window", "slos", "loads", "chaos", "scale", "rates", "bundle"):
+        for name in ("window", "slos", "loads", "chaos", "scale", "rates", "bundle", "series", "series_window",
+                     "bottleneck", "sweep"):  # fmt: skip
             value = getattr(hft, name)
             if value:
                 setattr(into, name, value)
