@@ -94,9 +94,26 @@ class EngineResult:
     # times after a fault; and the sequence numbers the server acknowledged (2xx), in answer order.
     timeline: dict[int, int] = field(default_factory=dict)
     acked: list[int] = field(default_factory=list)
+    # Per second of *intended* send time (key: whole seconds since ``started``): every latency in ms
+    # (answers and timeouts, the same requests as the histogram) and the requests that failed
+    # (non-2xx, timed out, unanswered or never sent), for the report's plots over time.
+    perf_origin: float = 0.0  # time.perf_counter() at ``started``
+    latencies_by_second: dict[int, list[float]] = field(default_factory=dict)
+    failures_by_second: dict[int, int] = field(default_factory=dict)
 
     def error(self, kind: str, n: int = 1) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + n
+
+    def second_of(self, intended: float) -> int:
+        return max(0, int(intended - self.perf_origin))
+
+    def latency(self, intended: float, seconds: float) -> None:
+        self.histogram.record_value(max(1, int(seconds * 1e6)))
+        self.latencies_by_second.setdefault(self.second_of(intended), []).append(seconds * 1e3)
+
+    def failure(self, intended: float, n: int = 1) -> None:
+        key = self.second_of(intended)
+        self.failures_by_second[key] = self.failures_by_second.get(key, 0) + n
 
 
 class _Conn(asyncio.Protocol):
@@ -201,9 +218,10 @@ class _Engine:
         """A sent request ended without an answer: a timeout is a latency, anything else a failure."""
         r = self.result
         r.error(kind)
+        r.failure(conn.intended)
         if kind == "timeout":
             r.timed_out += 1
-            r.histogram.record_value(max(1, int((time.perf_counter() - conn.intended) * 1e6)))
+            r.latency(conn.intended, time.perf_counter() - conn.intended)
         else:
             r.unanswered += 1
 
@@ -217,7 +235,9 @@ class _Engine:
             r.acked.append(conn.seq)
             bucket = int(time.time() / TIMELINE_BUCKET_S)
             r.timeline[bucket] = r.timeline.get(bucket, 0) + 1
-        r.histogram.record_value(max(1, int((now - conn.intended) * 1e6)))
+        else:
+            r.failure(conn.intended)
+        r.latency(conn.intended, now - conn.intended)
         if self.spec.on_answer is not None:
             self.spec.on_answer(conn.seq, status, body)
         if conn.closing:
@@ -313,6 +333,7 @@ class _Engine:
             await asyncio.gather(*(self._connect() for _ in range(spec.connections)))
             t0 = time.perf_counter()
             r.started = time.time()
+            r.perf_origin = t0
             self.running = True
             if spec.mode == "closed":
                 for conn in list(self.idle):
@@ -336,6 +357,8 @@ class _Engine:
             if self.pending:
                 r.error("unsent", len(self.pending))
                 r.unanswered += len(self.pending)
+                for intended in self.pending:
+                    r.failure(intended)
                 self.pending.clear()
             for conn in list(self.conns):
                 if conn.busy:

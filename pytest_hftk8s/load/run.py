@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import pathlib
 import threading
 import time
@@ -46,6 +47,46 @@ def latency_summary(result: EngineResult) -> dict[str, float]:
     out["max"] = h.get_max_value() / 1000
     out["mean"] = h.get_mean_value() / 1000
     return out
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Nearest-rank quantile (the histogram's convention): the smallest value with >= q of them at or below."""
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def latency_timeline(result: EngineResult) -> dict[str, Series]:
+    """Client-side p50 and p99 (ms) per second of intended send time, gaps as ``nan``."""
+    by_second = result.latencies_by_second
+    if not by_second or not result.started:
+        return {}
+    last = max(by_second)
+    ordered = [sorted(by_second.get(k, ())) for k in range(last + 1)]
+    return {
+        name: Series(
+            name=f"client_{name}_ms",
+            start=result.started,
+            step=1.0,
+            values=tuple(_quantile(v, q) if v else math.nan for v in ordered),
+            unit="ms",
+        )
+        for name, q in (("p50", 0.5), ("p99", 0.99))
+    }
+
+
+def errors_timeline(result: EngineResult) -> Series | None:
+    """Failed requests (non-2xx, timed out, unanswered, never sent) per second of intended send time."""
+    failures = result.failures_by_second
+    seconds = max([*failures, *result.latencies_by_second], default=None)
+    if seconds is None or not result.started:
+        return None
+    return Series(
+        name="client_errors",
+        start=result.started,
+        step=1.0,
+        values=tuple(float(failures.get(k, 0)) for k in range(seconds + 1)),
+        unit="requests/s",
+    )
 
 
 def judge(result: EngineResult, *, mode: str) -> list[str]:
@@ -326,6 +367,8 @@ class LoadRun:
             order_prefix=self.order_prefix,
             histogram=result.histogram.encode().decode() if result.histogram.get_total_count() else "",
             timeline=self._timeline(result),
+            latency_timeline=latency_timeline(result),
+            errors_timeline=errors_timeline(result),
         )
         if self.results_dir is not None:
             self.results_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,16 @@ from pytest_hftk8s.credentials import DB_SECRET_KEY
 from pytest_hftk8s.errors import ConfigError, HftError
 from pytest_hftk8s.orchestration.lease import MeasurementLock, Platform, PlatformLease
 from pytest_hftk8s.orchestration.recorder import TestState, merge, record, state_key, state_of
-from pytest_hftk8s.results import Baseline, Capacity, PlatformInfo, TestRecord, from_dict, to_dict
+from pytest_hftk8s.results import (
+    Baseline,
+    Capacity,
+    PlatformInfo,
+    ResilienceScore,
+    TestRecord,
+    Window,
+    from_dict,
+    to_dict,
+)
 from pytest_hftk8s.settings import HftSettings
 from pytest_hftk8s.slo.database import DbTarget
 
@@ -59,6 +68,7 @@ class HftRuntime:
         self.capacity: Capacity | None = None
         self._db: DbTarget | None = None
         self.written: tuple[pathlib.Path, pathlib.Path] | None = None
+        self.score: ResilienceScore | None = None
         self._running: str | None = None  # the test whose protocol is under way
         #: Labels what this session creates that may outlive it (volume claims), for the sweep.
         self.run_id = secrets.token_hex(4)
@@ -358,9 +368,15 @@ class HftRuntime:
                 record_baseline(self, baseline)
         if report.when == "call" or report.failed:
             began = time.perf_counter()
-            if report.when == "call" and state.summaries() and self.platform is not None:
-                state.rates = self._rates(state)
+            evidence: dict[str, Any] = {}
+            if report.when == "call" and self.platform is not None:
+                if state.summaries():
+                    state.rates = self._rates(state)
+                if state.summaries() or state.chaos:
+                    evidence = self._evidence(state)
             rec = record(item, state, report)
+            for name, value in evidence.items():
+                setattr(rec, name, value)
             if report.failed and used:
                 rec.bundle = self._bundle(item, state, report)
             state.overhead_s += time.perf_counter() - began
@@ -386,6 +402,44 @@ class HftRuntime:
             return rates(client, window)
         finally:
             client.close()
+
+    def _evidence(self, state: TestState) -> dict[str, Any]:
+        """What the report shows of a test with load: the plotted series over its window and a margin,
+        and, when it missed a throughput or latency SLO, the component that was saturated."""
+        from pytest_hftk8s.slo.prom import PromClient
+        from pytest_hftk8s.slo.timeseries import plot_series, plot_window
+
+        platform = self.platform
+        assert platform is not None
+        window = state.window()
+        # The tail after the window is what Prometheus already has: no test waits for its margin.
+        shown = plot_window(window)
+        shown = Window(shown.start, min(shown.end, max(window.end, time.time())))
+        client = PromClient(platform.prometheus_url, timeout_s=5.0)
+        out: dict[str, Any] = {}
+        try:
+            series, notes = plot_series(
+                client, shown, namespace=platform.namespace, scrape_interval_s=client.scrape_interval()
+            )
+            for note in notes:
+                self.progress(f"plot series: {note}")
+            out.update(series=series, series_window=shown)
+            missed = [s.name for s in state.slos if not s.passed and _performance_slo(s.name)]
+            if missed:
+                out["bottleneck"] = self._bottleneck(client, window, platform.namespace, state)
+        finally:
+            client.close()
+        return out
+
+    def _bottleneck(self, client: Any, window: Window, namespace: str, state: TestState) -> Any:
+        loads = [s for s in state.summaries() if s.mode == "open"] or state.summaries()
+        try:
+            from pytest_hftk8s.slo.bottleneck import attribute
+
+            return attribute(client, window, namespace=namespace, load=loads[-1] if loads else None)
+        except Exception as e:  # the verdict is evidence for a failure already reported: never mask it
+            self.progress(f"bottleneck attribution failed: {type(e).__name__}: {e}")
+            return None
 
     def _bundle(self, item: pytest.Item, state: TestState, report: pytest.TestReport) -> str:
         from pytest_hftk8s.orchestration.bundle import collect, diagnostics
@@ -438,19 +492,23 @@ class HftRuntime:
         if self.is_worker or (not self.records and self.platform_info is None):
             return
         from pytest_hftk8s.report import html, summary
+        from pytest_hftk8s.slo.score import resilience_score
 
+        records = list(self.records.values())
         data = summary.build(
-            list(self.records.values()),
+            records,
             platform=self.platform_info,
             cluster=self.settings.cluster,
             profile=self.settings.profile,
             started=self.started,
             baseline=self.baseline,
             capacity=self.capacity,
+            score=resilience_score(records),
         )
         summary_path = summary.write(data, self.settings.report_dir)
         html_path = html.write(data, self.settings.report_dir)
         self.written = (summary_path, html_path)
+        self.score = data.score
         self.config.hook.pytest_hftk8s_report_written(summary_path=summary_path, html_path=html_path)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -461,5 +519,14 @@ class HftRuntime:
             terminalreporter.write_line(
                 f"platform ready after {self.platform_info.ready_seconds:.1f}s (deploy + all gates)"
             )
+        if self.score is not None and self.score.score is not None:
+            terminalreporter.write_line(
+                f"resilience score {self.score.score:g}/100 ({len(self.score.items)} weighted checks)"
+            )
         terminalreporter.write_line(f"summary: {self.written[0]}")
         terminalreporter.write_line(f"report:  {self.written[1]}")
+
+
+def _performance_slo(name: str) -> bool:
+    """A throughput or latency SLO (built-in or baseline-relative), whose miss gets a bottleneck verdict."""
+    return any(word in name for word in ("throughput", "latency", "accepted_rate"))

@@ -12,7 +12,16 @@ import time
 from collections.abc import Sequence
 
 from pytest_hftk8s.report.digest import digest
-from pytest_hftk8s.results import Baseline, Capacity, PlatformInfo, SessionReport, TestRecord, Totals, to_dict
+from pytest_hftk8s.results import (
+    Baseline,
+    Capacity,
+    PlatformInfo,
+    ResilienceScore,
+    SessionReport,
+    TestRecord,
+    Totals,
+    to_dict,
+)
 
 SCHEMA_VERSION = 2
 
@@ -26,6 +35,7 @@ def build(
     started: float,
     baseline: Baseline | None = None,
     capacity: Capacity | None = None,
+    score: ResilienceScore | None = None,
 ) -> SessionReport:
     counts: dict[str, int] = {}
     for t in records:
@@ -48,6 +58,7 @@ def build(
         ),
         tests=list(records),
         resilience=digest(records),
+        score=score,
     )
 
 

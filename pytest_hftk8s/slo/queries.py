@@ -309,3 +309,44 @@ KSM_NAMESPACES = Query("ksm_namespaces", "count by (namespace) (kube_pod_status_
 CADVISOR_NAMESPACES = Query(
     "cadvisor_namespaces", "count by (namespace) (container_cpu_usage_seconds_total)", "series"
 )
+
+# -- the report's plots: range queries over a test's window plus a margin -------------------------
+# Evaluated with ``$window`` set to a short range (a few scrape intervals) at every step, so each
+# point is the rate around that moment. The report draws them (it never sees PromQL).
+PLOT_ACCEPTED_RATE = Query("accepted_rate", ACCEPTED_RATE.expr, "orders/s", "accepted orders/s (Prometheus)")
+PLOT_ORDER_RATE_BY_OUTCOME = Query(
+    "order_rate_by_outcome", ORDER_RATE_BY_OUTCOME.expr, "orders/s", "orders/s by outcome"
+)
+PLOT_SERVER_P50_MS = Query("server_p50_ms", SERVER_P50_MS.expr, "ms", "server-side p50")
+PLOT_SERVER_P99_MS = Query("server_p99_ms", SERVER_P99_MS.expr, "ms", "server-side p99")
+PLOT_CPU_BY_POD = Query("cpu_cores_by_pod", CPU_BY_POD.expr, "cores", "CPU by pod")
+PLOT_CPU_LIMIT_BY_POD = Query(
+    "cpu_limit_by_pod", f'sum by (pod) (kube_pod_container_resource_limits{{{NS},resource="cpu"}})', "cores"
+)
+PLOT_THROTTLED_SHARE_BY_POD = Query(
+    "cpu_throttled_share_by_pod", THROTTLED_SHARE_BY_POD.expr, "ratio", "share of CFS periods throttled"
+)
+PLOT_MEMORY_BY_POD = Query(
+    "memory_by_pod", f"sum by (pod) (container_memory_working_set_bytes{{{NS}}})", "bytes", "working set"
+)
+PLOT_MEMORY_LIMIT_BY_POD = Query(
+    "memory_limit_by_pod",
+    f'sum by (pod) (kube_pod_container_resource_limits{{{NS},resource="memory"}})',
+    "bytes",
+)
+PLOT_RESTARTS_BY_POD = Query(
+    "restarts_by_pod", f"sum by (pod) (kube_pod_container_status_restarts_total{{{NS}}})", "restarts"
+)
+#: What the report plots for every test with load (``TestRecord.series``, by these names).
+PLOTS = (
+    PLOT_ACCEPTED_RATE,
+    PLOT_ORDER_RATE_BY_OUTCOME,
+    PLOT_SERVER_P50_MS,
+    PLOT_SERVER_P99_MS,
+    PLOT_CPU_BY_POD,
+    PLOT_CPU_LIMIT_BY_POD,
+    PLOT_THROTTLED_SHARE_BY_POD,
+    PLOT_MEMORY_BY_POD,
+    PLOT_MEMORY_LIMIT_BY_POD,
+    PLOT_RESTARTS_BY_POD,
+)

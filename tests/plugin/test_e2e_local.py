@@ -182,3 +182,33 @@ def _check_resilience(summary: dict, *, cross_check: bool = True) -> None:
     scaled = next(t["scale"][0] for t in summary["tests"] if t.get("scale"))
     assert scaled["engine_restarts"] == 0
     assert scaled["backends_ready"] == 4
+    _check_evidence(summary)
+
+
+def _check_evidence(summary: dict) -> None:
+    """What the report draws came with the records: range-query series over each test with load or
+    chaos, the generator's own latency and error timelines, and the session's resilience score."""
+    from pytest_hftk8s.slo.queries import PLOTS
+
+    for test in summary["tests"]:
+        if not (test["loads"] or test["chaos"]):
+            continue
+        names = {s["name"] for s in test["series"]}
+        assert names == {q.name for q in PLOTS}, (test["nodeid"], names)
+        accepted = next(s for s in test["series"] if s["name"] == "accepted_rate")
+        inside = [
+            v for i, v in enumerate(accepted["values"])
+            if test["window"]["start"] <= accepted["start"] + i * accepted["step"] <= test["window"]["end"]
+        ]  # fmt: skip
+        if test["loads"]:
+            assert any(v for v in inside if v is not None), (test["nodeid"], accepted)
+        for run in test["loads"]:
+            assert set(run["latency_timeline"]) == {"p50", "p99"}, run["name"]
+            assert run["errors_timeline"]["step"] == 1.0
+    memory = next(t for t in summary["tests"] if "memory_pressure" in t["nodeid"])
+    pods = {s["labels"].get("pod", "") for s in memory["series"] if s["name"] == "memory_limit_by_pod"}
+    assert any(p.startswith("backend") for p in pods), pods
+    score = summary["score"]
+    assert score["score"] is not None, score
+    assert 0 <= score["score"] <= 100
+    assert {i["slo"] for i in score["items"]} >= {"recovery_time_s", "assertions"}, score["items"]
