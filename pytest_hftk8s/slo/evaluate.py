@@ -27,6 +27,7 @@ from pytest_hftk8s.slo.model import Alert, Check, Slo, compare, result
 from pytest_hftk8s.slo.prom import PromClient, PromError
 
 if TYPE_CHECKING:
+    from pytest_hftk8s.slo.dashboard import PanelLinks
     from pytest_hftk8s.slo.database import DbTarget
 
 
@@ -173,8 +174,9 @@ def _unset_variable(query: str) -> str:
     return next((k for k in ("offered_rate", "namespace", "pod", "container") if "$" + k in query), "")
 
 
-def check(results: Sequence[SloResult], *, report_path: str = "") -> None:
-    """Raise :class:`SloViolation` listing every blocking result that did not hold."""
+def check(results: Sequence[SloResult], *, report_path: str = "", links: PanelLinks | None = None) -> None:
+    """Raise :class:`SloViolation` listing every blocking result that did not hold; with ``links``,
+    each SLO that has a dashboard panel gets a line pointing at it for its window."""
     failed = [r for r in results if not r.passed and r.blocking]
     if not failed:
         return
@@ -189,6 +191,9 @@ def check(results: Sequence[SloResult], *, report_path: str = "") -> None:
         lines.append(f"    window: {r.window.seconds:.1f}s ending {r.window.end:.3f}")
         if r.message:
             lines.append(f"    {r.message}")
+        link = links.line(r) if links is not None else ""
+        if link:
+            lines.append(f"    {link}")
     if report_path:
         lines.append(f"  report: {report_path}")
     raise SloViolation("\n".join(lines))

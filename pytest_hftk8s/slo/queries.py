@@ -182,6 +182,73 @@ CONTAINER_OOM_EVENTS = Query(
     "container_oom_events", f"sum(increase(container_oom_events_total{{{ONE}}}[$window_wide]))"
 )
 
+# -- saturation: what bottleneck attribution reads (slo.bottleneck) -------------------------------
+# Real containers only: kubelet's cAdvisor also exposes each pod's own cgroup (container="") and the
+# pause container ("POD"), which would count a pod's CPU twice. The local exporter has neither.
+CONTAINERS = f'{NS},container!="",container!="POD"'
+SAT_CPU_BY_POD = Query(
+    "sat_cpu_cores_by_pod",
+    f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{CONTAINERS}}}[$window]))",
+    "cores",
+    "CPU used per pod",
+)
+SAT_CPU_LIMIT_BY_POD = Query(
+    "sat_cpu_limit_by_pod",
+    f'sum by (pod) (kube_pod_container_resource_limits{{{NS},resource="cpu"}})',
+    "cores",
+    "CPU limit per pod",
+)
+SAT_THROTTLED_SHARE_BY_POD = Query(
+    "sat_throttled_share_by_pod",
+    f"sum by (pod) (rate(container_cpu_cfs_throttled_periods_total{{{CONTAINERS}}}[$window]))"
+    f" / sum by (pod) (rate(container_cpu_cfs_periods_total{{{CONTAINERS}}}[$window]))",
+    "ratio",
+    "share of CFS periods throttled per pod",
+)
+# The node as cAdvisor sees it: the root cgroup's usage against the machine's cores, per scrape
+# target (one kubelet, or the local exporter), so both series of a node share ``instance``.
+SAT_NODE_CPU_BY_INSTANCE = Query(
+    "sat_node_cpu_cores",
+    'sum by (instance) (rate(container_cpu_usage_seconds_total{id="/"}[$window]))',
+    "cores",
+    "CPU used on the node (root cgroup)",
+)
+SAT_NODE_CORES_BY_INSTANCE = Query(
+    "sat_node_cores", "max by (instance) (machine_cpu_cores)", "cores", "the node's CPUs"
+)
+SAT_COMMIT_P99_MS = Query("sat_commit_p99_ms", COMMIT_P99_MS.expr, "ms", "group-commit p99")
+SAT_BATCH_SIZE_MEAN = Query(
+    "sat_batch_size_mean", BATCH_SIZE_MEAN.expr, "orders/commit", "orders per group commit"
+)
+SAT_ENGINE_QUEUE_MAX = Query(
+    "sat_engine_queue_max",
+    "max_over_time(sum(hft_engine_queue_depth)[$window:])",
+    "requests",
+    "engine requests received, not yet acknowledged (all shards, highest in the window)",
+)
+SAT_ACCEPTED_RATE = Query("sat_accepted_rate", ACCEPTED_RATE.expr, "orders/s", "accepted orders/s")
+SAT_REDIS_P99_MS_BY_OP = Query(
+    "sat_redis_p99_ms",
+    "1000 * histogram_quantile(0.99, sum by (le, op) (rate(hft_redis_seconds_bucket[$window])))",
+    "ms",
+    "Redis round trip p99 as the backend sees it, per op",
+)
+SAT_SERVER_P99_MS = Query("sat_server_p99_ms", SERVER_P99_MS.expr, "ms", "server-side order p99")
+#: Everything ``slo.bottleneck.attribute`` evaluates, at the window's end over the window.
+SATURATION = (
+    SAT_CPU_BY_POD,
+    SAT_CPU_LIMIT_BY_POD,
+    SAT_THROTTLED_SHARE_BY_POD,
+    SAT_NODE_CPU_BY_INSTANCE,
+    SAT_NODE_CORES_BY_INSTANCE,
+    SAT_COMMIT_P99_MS,
+    SAT_BATCH_SIZE_MEAN,
+    SAT_ENGINE_QUEUE_MAX,
+    SAT_ACCEPTED_RATE,
+    SAT_REDIS_P99_MS_BY_OP,
+    SAT_SERVER_P99_MS,
+)
+
 #: What a failure bundle shows of a failed test's window (not SLOs: nothing here passes or fails).
 DIAGNOSTICS = (
     ORDERS_BY_OUTCOME,
@@ -195,6 +262,32 @@ DIAGNOSTICS = (
     THROTTLED_BY_POD,
     MEMORY_MAX_BY_POD,
 )
+
+# -- the dashboards' own rows: resources against limits, scaling, and the chaos annotation --------
+CPU_SHARE_OF_LIMIT_BY_POD = Query(
+    "cpu_share_of_limit_by_pod",
+    f"sum by (pod) (rate(container_cpu_usage_seconds_total{{{NS}}}[$window]))"
+    f' / sum by (pod) (kube_pod_container_resource_limits{{{NS},resource="cpu"}})',
+    "ratio",
+)
+MEMORY_SHARE_OF_LIMIT_BY_POD = Query(
+    "memory_share_of_limit_by_pod",
+    f"sum by (pod) (container_memory_working_set_bytes{{{NS}}})"
+    f' / sum by (pod) (kube_pod_container_resource_limits{{{NS},resource="memory"}})',
+    "ratio",
+)
+BACKENDS_AVAILABLE = Query(
+    "backends_available", f'sum(kube_deployment_status_replicas_available{{{NS},deployment="backend"}})'
+)
+ACCEPTED_RATE_PER_BACKEND = Query(
+    "accepted_rate_per_backend",
+    'sum(rate(hft_orders_total{outcome="accepted"}[$window]))'
+    f' / sum(kube_deployment_status_replicas_available{{{NS},deployment="backend"}})',
+    "orders/s",
+)
+#: 1 while a chaos experiment is injected (kube-state-metrics' custom resource state on Kubernetes,
+#: the local exporter on the local cluster): the dashboards' annotation of each experiment's window.
+CHAOS_INJECTED = Query("chaos_injected", f"hftk8s_chaos_injected{{{NS}}} == 1")
 
 #: The dashboards' panels: (row, [(panel title, unit, [(legend, query)])]).
 DASHBOARD_ROWS: tuple[tuple[str, tuple[tuple[str, str, tuple[tuple[str, Query], ...]], ...]], ...] = (
@@ -288,6 +381,20 @@ DASHBOARD_ROWS: tuple[tuple[str, tuple[tuple[str, str, tuple[tuple[str, Query], 
                     ),
                 ),
             ),
+        ),
+    ),
+    (
+        "Per-pod resources against their limits",
+        (
+            ("CPU used of the limit", "percentunit", (("{{pod}}", CPU_SHARE_OF_LIMIT_BY_POD),)),
+            ("Memory working set of the limit", "percentunit", (("{{pod}}", MEMORY_SHARE_OF_LIMIT_BY_POD),)),
+        ),
+    ),
+    (
+        "Scaling",
+        (
+            ("Backends available", "none", (("backends", BACKENDS_AVAILABLE),)),
+            ("Orders/s per backend available", "reqps", (("per backend", ACCEPTED_RATE_PER_BACKEND),)),
         ),
     ),
 )

@@ -55,12 +55,14 @@ def test_latency_counts_from_intended_send_time(target, tmp_path) -> None:
     assert lat["p50"] < 100
     # Over time, by intended send second: the stall shows in the second it began, not spread out.
     p99 = run.summary.latency_timeline["p99"]
-    assert p99.start == run.summary.order_window.start and p99.step == 1.0
+    assert p99.start == run.summary.order_window.start
+    assert p99.step == 1.0
     assert len(p99.values) == 3
     assert p99.values[0] < 100  # before the stall
     assert max(p99.values[1:]) >= 500  # requests due during it waited for it to end
     assert run.summary.latency_timeline["p50"].values[0] <= p99.values[0]
-    assert run.summary.errors_timeline is not None and sum(run.summary.errors_timeline.values) == 0
+    assert run.summary.errors_timeline is not None
+    assert sum(run.summary.errors_timeline.values) == 0
 
 
 def test_requests_time_out_and_the_run_ends_on_time(target, tmp_path) -> None:
@@ -85,7 +87,8 @@ def test_requests_time_out_and_the_run_ends_on_time(target, tmp_path) -> None:
     assert s.unanswered == s.errors.get("unsent", 0) + s.errors.get("abandoned_at_deadline", 0)
     assert s.timed_out + s.unanswered == s.scheduled
     # Every request of the run failed, and each is counted in the second it was due.
-    assert s.errors_timeline is not None and sum(s.errors_timeline.values) == s.scheduled
+    assert s.errors_timeline is not None
+    assert sum(s.errors_timeline.values) == s.scheduled
     assert min(s.latency_timeline["p99"].values) >= 300  # each second's answers are its timeouts
 
 

@@ -76,6 +76,46 @@ def test_orbstack_fits_the_field_reports_single_node() -> None:
         assert "requiredDuringSchedulingIgnoredDuringExecution" not in required, name
 
 
+def _custom_resource_state(objects: list[dict], ksm: dict) -> dict:
+    """The Custom Resource State config the kube-state-metrics container reads (its file flag's mount)."""
+    flag = "--custom-resource-state-config-file="
+    path = next(a for a in ksm["args"] if a.startswith(flag)).removeprefix(flag)
+    mount = next(m for m in ksm["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(
+        v for v in pod_spec(workloads(objects)["kube-state-metrics"])["volumes"] if v["name"] == mount["name"]
+    )
+    data = by_kind(objects, "ConfigMap")[volume["configMap"]["name"]]["data"]
+    return yaml.safe_load(data[path.removeprefix(mount["mountPath"] + "/")])
+
+
+@pytest.mark.parametrize("profile", ["kind", "orbstack", "multinode"])
+def test_kube_state_metrics_exports_each_chaos_experiment_as_hftk8s_chaos_injected(profile: str) -> None:
+    """The dashboards' chaos annotation reads hftk8s_chaos_injected{namespace, kind, name}; on a cluster
+    kube-state-metrics makes it from each Chaos Mesh kind the plugin creates (its CRDs are vendored)."""
+    objects = render(profile)
+    config = _custom_resource_state(objects, container(objects, "kube-state-metrics"))
+    assert config["kind"] == "CustomResourceStateMetrics"
+    crds = [yaml.safe_load(p.read_text()) for p in sorted((manifests.chaos_dir() / "crds").glob("*.yaml"))]
+    plurals = {c["spec"]["names"]["kind"]: c["spec"]["names"]["plural"] for c in crds}
+    versions = {c["spec"]["names"]["kind"]: {v["name"] for v in c["spec"]["versions"]} for c in crds}
+    kinds = set()
+    for resource in config["spec"]["resources"]:
+        gvk = resource["groupVersionKind"]
+        kinds.add(gvk["kind"])
+        assert gvk["group"] == "chaos-mesh.org"
+        assert gvk["version"] in versions[gvk["kind"]]
+        assert resource["resourcePlural"] == plurals[gvk["kind"]]
+        assert resource["commonLabels"] == {"kind": gvk["kind"]}
+        assert resource["labelsFromPath"] == {
+            "namespace": ["metadata", "namespace"],
+            "name": ["metadata", "name"],
+        }
+        (metric,) = resource["metrics"]
+        assert f"{resource['metricNamePrefix']}_{metric['name']}" == "hftk8s_chaos_injected"
+        assert metric["each"]["gauge"]["path"] == ["status", "conditions", "[type=AllInjected]", "status"]
+    assert kinds == {"StressChaos", "PodChaos", "NetworkChaos"}
+
+
 @pytest.mark.parametrize("profile", ["kind", "orbstack", "multinode"])
 def test_cluster_overlays_bring_kube_state_metrics_as_a_droppable_add_on(profile: str) -> None:
     objects = render(profile)
@@ -84,6 +124,9 @@ def test_cluster_overlays_bring_kube_state_metrics_as_a_droppable_add_on(profile
         "ServiceAccount",
         "Role",
         "RoleBinding",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
         "Service",
         "Deployment",
         "NetworkPolicy",
@@ -92,7 +135,22 @@ def test_cluster_overlays_bring_kube_state_metrics_as_a_droppable_add_on(profile
     assert named == addon  # nothing of the add-on lacks the label (the session drops by label) ...
     rest = yaml.safe_dump([o for o in objects if o not in addon])
     assert "serviceAccountName: kube-state-metrics" not in rest  # ... and nothing else needs it
-    assert not [o for o in objects if o["kind"] == "ClusterRole" and "kube-state" in o["metadata"]["name"]]
+    # Its one cluster-wide grant reads CRD definitions (Custom Resource State resolves kinds by them).
+    (cluster_role,) = [
+        o for o in objects if o["kind"] == "ClusterRole" and "kube-state" in o["metadata"]["name"]
+    ]
+    assert cluster_role["rules"] == [
+        {
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["list", "watch"],
+        }
+    ]
+    binding = by_kind(objects, "ClusterRoleBinding")[cluster_role["metadata"]["name"]]
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "kube-state-metrics", "namespace": "hft"}
+    ]
     ksm = container(objects, "kube-state-metrics")
     assert ksm["image"].rpartition(":")[0] == KSM_IMAGE
     assert "--namespaces=$(POD_NAMESPACE)" in ksm["args"]
@@ -107,7 +165,11 @@ def test_cluster_overlays_bring_kube_state_metrics_as_a_droppable_add_on(profile
     }
     resources = next(a for a in ksm["args"] if a.startswith("--resources=")).split("=", 1)[1].split(",")
     group = {"pods": ""}
-    assert granted == {(group.get(r, "apps"), r, v) for r in resources for v in ("list", "watch")}
+    chaos_kinds = {r["resourcePlural"] for r in _custom_resource_state(objects, ksm)["spec"]["resources"]}
+    assert chaos_kinds == {"stresschaos", "podchaos", "networkchaos"}
+    assert granted == {(group.get(r, "apps"), r, v) for r in resources for v in ("list", "watch")} | {
+        ("chaos-mesh.org", r, v) for r in chaos_kinds for v in ("list", "watch")
+    }
     service = by_kind(objects, "Service")["kube-state-metrics"]
     assert service["metadata"]["labels"]["app.kubernetes.io/name"] == "kube-state-metrics"
     assert "http-metrics" in {p["name"] for p in service["spec"]["ports"]}

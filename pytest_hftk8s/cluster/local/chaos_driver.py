@@ -35,6 +35,7 @@ from pytest_hftk8s.chaos.experiments import (
 )
 from pytest_hftk8s.chaos.safety import check_allowed, dry_run
 from pytest_hftk8s.cluster.local import chaos as local
+from pytest_hftk8s.cluster.local.exporter import ChaosSample
 from pytest_hftk8s.cluster.local.netproxy import Faults
 from pytest_hftk8s.cluster.local.stress import StressSpec
 from pytest_hftk8s.errors import ChaosError
@@ -152,6 +153,10 @@ class LocalChaos:
         except BaseException:
             self.remove(run)
             raise
+        spec = run.object.get("spec") or {}
+        injected = run.injected_at or time.time()
+        until = injected + duration_seconds(str(spec["duration"])) if spec.get("duration") else None
+        self.cluster.chaos_injected[run.key] = ChaosSample(run.kind, run.name, until=until)
         return run
 
     def _targets(self, experiment: Experiment, run: ChaosRun) -> list[local.TargetContainer]:
@@ -256,6 +261,7 @@ class LocalChaos:
         try:
             if run.removed:
                 return
+            self.cluster.chaos_injected.pop(run.key, None)
             injection = self._live.pop(run.key, None)
             if injection is not None:
                 injection.recover()

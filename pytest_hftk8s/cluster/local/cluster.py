@@ -36,7 +36,12 @@ from pytest_hftk8s.cluster.base import (
 from pytest_hftk8s.cluster.local import cgroups, chaos, discovery, images, model, preflight, promsd
 from pytest_hftk8s.cluster.local.backoff import CrashBackoff
 from pytest_hftk8s.cluster.local.discovery import NODE_NAME
-from pytest_hftk8s.cluster.local.exporter import ContainerSample, MetricsExporter, MetricsSnapshot
+from pytest_hftk8s.cluster.local.exporter import (
+    ChaosSample,
+    ContainerSample,
+    MetricsExporter,
+    MetricsSnapshot,
+)
 from pytest_hftk8s.cluster.local.hosts import ClusterDns
 from pytest_hftk8s.cluster.local.pod import Container, EventLog, Pod, RuntimeFiles
 from pytest_hftk8s.cluster.local.state import RunState, StateFile, clean, sweep
@@ -110,6 +115,7 @@ class LocalCluster:
         self._sd_files: list[promsd.SdFile] = []
         self._recorded: set[int] = set()
         self._redirects: dict[str, str] = {}  # pod IP -> chaos proxy address, for Service names only
+        self.chaos_injected: dict[str, ChaosSample] = {}  # run key -> what the exporter shows of it
         self._ready_seen: dict[str, bool] = {}
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="hft-probe")
@@ -318,6 +324,7 @@ class LocalCluster:
                     for p in self._pods
                     for c in p.containers
                 ),
+                chaos=tuple(self.chaos_injected.copy().values()),
             )
 
     # -- the Cluster contract -------------------------------------------------------------------

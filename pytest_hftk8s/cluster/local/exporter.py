@@ -11,7 +11,10 @@ change cluster state: it only reads a snapshot the cluster hands it.
 from __future__ import annotations
 
 import contextlib
+import os
+import pathlib
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,12 +38,23 @@ class ContainerSample:
 
 
 @dataclass(frozen=True)
+class ChaosSample:
+    """An experiment the local chaos driver has injected and not yet removed; ``until`` is when its
+    duration ends (Chaos Mesh recovers it then), None for one without (a pod kill)."""
+
+    kind: str
+    name: str
+    until: float | None = None
+
+
+@dataclass(frozen=True)
 class MetricsSnapshot:
     namespace: str
     node: str
     pods: tuple[PodStatus, ...]
     workloads: tuple[WorkloadStatus, ...]
     containers: tuple[ContainerSample, ...]
+    chaos: tuple[ChaosSample, ...] = ()
 
 
 def _labels(**labels: str) -> str:
@@ -106,7 +120,32 @@ def render_kube_state(snap: MetricsSnapshot) -> str:
            [({"namespace": ns, "statefulset": w.name}, float(w.desired)) for w in statefulsets])  # fmt: skip
     family("kube_statefulset_status_replicas_ready", "gauge", "The number of ready replicas per StatefulSet.",
            [({"namespace": ns, "statefulset": w.name}, float(w.ready)) for w in statefulsets])  # fmt: skip
+    # What kube-state-metrics' Custom Resource State makes of a Chaos Mesh object on a cluster
+    # (manifests/components/kube-state-metrics): 1 while AllInjected, 0 once recovered, gone when deleted.
+    now = time.time()
+    family("hftk8s_chaos_injected", "gauge", "1 while the Chaos Mesh experiment is injected (condition AllInjected is True)",
+           [({"namespace": ns, "kind": c.kind, "name": c.name}, float(c.until is None or now < c.until))
+            for c in snap.chaos])  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+#: /proc/stat's busy columns (user nice system idle iowait irq softirq steal ...): all but idle and
+#: iowait, as the root cgroup counts them; guest time is already inside user.
+_BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)
+
+
+def node_cpu_seconds(stat: str | None = None) -> float | None:
+    """CPU seconds the whole machine has been busy: what cAdvisor reports as the root cgroup's
+    ``container_cpu_usage_seconds_total{id="/"}``."""
+    try:
+        text = stat if stat is not None else pathlib.Path("/proc/stat").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            columns = [int(v) for v in line.split()[1:]]
+            return sum(columns[i] for i in _BUSY_COLUMNS if i < len(columns)) / os.sysconf("SC_CLK_TCK")
+    return None
 
 
 def render_cadvisor(snap: MetricsSnapshot) -> str:
@@ -119,7 +158,14 @@ def render_cadvisor(snap: MetricsSnapshot) -> str:
         "container_memory_usage_bytes": "gauge",
         "container_spec_memory_limit_bytes": "gauge",
         "container_oom_events_total": "counter",
+        "machine_cpu_cores": "gauge",
     }
+    # The node, as cAdvisor shows it: the machine's logical CPUs and the root cgroup's usage.
+    rows["machine_cpu_cores"] = [f"machine_cpu_cores {os.cpu_count() or 1}"]
+    if (busy := node_cpu_seconds()) is not None:
+        rows["container_cpu_usage_seconds_total"] = [
+            f'container_cpu_usage_seconds_total{{id="/"}} {busy:.9g}'
+        ]
     for sample in snap.containers:
         if sample.cgroup is None:
             continue

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import hiredis
 
+from hft_platform.backend.metrics import REDIS_LATENCY
 from hft_platform.backend.services.engine_client import EngineRouter
 from hft_platform.backend.services.errors import RateLimited, Unavailable
 from hft_platform.backend.services.resp import RespClient, RespUnavailable
@@ -47,6 +48,7 @@ end
 return out
 """
 GATE_SHA = hashlib.sha1(GATE_LUA.encode()).hexdigest()
+_GATE_LATENCY = REDIS_LATENCY.labels("gate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +123,17 @@ class OrderPath:
         keys += [f"ack:{bucket}", f"ack:{bucket - 1}"]
         args = [len(users), *counts.values()]
         args += [f"{p.user_id}:{p.client_order_id}" for p in waiting]
+        sent = time.perf_counter()
         reply = self._resp.command("EVALSHA", GATE_SHA, len(keys), *keys, *args)
-        reply.add_done_callback(lambda r: self._admit(waiting, users, counts, r))
+        reply.add_done_callback(lambda r: self._admit(waiting, users, counts, r, sent))
 
     def _admit(
-        self, waiting: list[Pending], users: list[int], counts: dict[int, int], reply: asyncio.Future
+        self,
+        waiting: list[Pending],
+        users: list[int],
+        counts: dict[int, int],
+        reply: asyncio.Future,
+        sent: float,
     ) -> None:
         self._in_flight = False
         if self._waiting and not self._scheduled:
@@ -134,6 +142,8 @@ class OrderPath:
             self._loop.call_soon(self._flush)
         exc = reply.exception()
         out = None if exc is not None else reply.result()
+        if out is not None:  # answered (an error reply too): the round trip as this process saw it
+            _GATE_LATENCY.observe(time.perf_counter() - sent)
         if out is None or isinstance(out, hiredis.ReplyError):
             err = Unavailable(f"Redis unavailable for rate limiting ({exc or out}); retry shortly")
             for p in waiting:

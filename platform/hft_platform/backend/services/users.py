@@ -15,6 +15,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from hft_platform.backend.metrics import REDIS_LATENCY
 from hft_platform.backend.services.errors import Unauthenticated, Unavailable
 
 KEY_TTL_S = 3600
@@ -36,8 +37,8 @@ async def register(pool: asyncpg.Pool, redis: aioredis.Redis, *, name: str) -> t
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
         raise Unavailable(f"PostgreSQL unavailable for registration ({e!r}); retry") from e
-    with contextlib.suppress(RedisError, OSError):  # a cache: lookups fall through to PostgreSQL
-        await redis.set(f"key:{digest.hex()}", user_id, ex=KEY_TTL_S)
+    with contextlib.suppress(RedisError, OSError), REDIS_LATENCY.labels("key_set").time():
+        await redis.set(f"key:{digest.hex()}", user_id, ex=KEY_TTL_S)  # a cache: lookups fall through
     return user_id, api_key
 
 
@@ -68,7 +69,8 @@ class KeyDirectory:
         digest = key_hash(api_key)
         user_id: int | None = None
         try:
-            raw = await self._redis.get(f"key:{digest.hex()}")
+            with REDIS_LATENCY.labels("key_get").time():
+                raw = await self._redis.get(f"key:{digest.hex()}")
             user_id = int(raw) if raw is not None else None
         except (RedisError, OSError):
             user_id = None
@@ -80,7 +82,7 @@ class KeyDirectory:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 raise Unavailable(f"cannot check the API key now ({e!r}); retry") from e
             if user_id is not None:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(RedisError, OSError), REDIS_LATENCY.labels("key_set").time():
                     await self._redis.set(f"key:{digest.hex()}", user_id, ex=KEY_TTL_S)
         if user_id is None:
             if len(self._unknown) > CACHE_LIMIT:
