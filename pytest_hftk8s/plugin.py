@@ -9,6 +9,7 @@ stateful :class:`~pytest_hftk8s.orchestration.runtime.HftRuntime` is registered 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pytest_hftk8s.orchestration.runtime import HftRuntime
     from pytest_hftk8s.orchestration.scale import ScaleRunner
     from pytest_hftk8s.orchestration.slos import SloChecker
+    from pytest_hftk8s.orchestration.sweep import SweepRunner
     from pytest_hftk8s.results import Baseline, Capacity
     from pytest_hftk8s.slo.prom import PromClient
 
@@ -39,7 +41,10 @@ MARKERS = (
     "hft_chaos(kind, **kwargs): this test injects chaos (recorded in the report)",
     "hft_load(rate=, duration=, users=, connections=, mix=, ...): defaults for this test's hft_load runs",
     "resilience: a resilience test (chaos under load); select with -m resilience",
+    "sweep: the scaling sweep (deploys N backends in turn, minutes long); deselected unless -m names "
+    "sweep or --hft-sweep is given",
 )
+SWEEP_MARK = "sweep"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,6 +90,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # Declared SLOs cannot be checked without a cluster: say so instead of passing silently.
     if item.get_closest_marker("hft_slo") and runtime_key not in item.config.stash:
         pytest.skip("declares SLOs (hft_slo); needs --hft-cluster=local (or a kube context), or HFT_CLUSTER")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The sweep takes minutes: a plain run of the suites must not start it by accident.
+    settings = config.stash.get(settings_key, None)
+    markexpr = config.getoption("markexpr", "") or ""
+    if (settings is not None and settings.sweep) or SWEEP_MARK in re.findall(r"\w+", markexpr):
+        return
+    sweeps = [item for item in items if item.get_closest_marker(SWEEP_MARK)]
+    if sweeps:
+        config.hook.pytest_deselected(items=sweeps)
+        items[:] = [item for item in items if not item.get_closest_marker(SWEEP_MARK)]
 
 
 def _runtime(request: pytest.FixtureRequest) -> HftRuntime:
@@ -187,3 +204,13 @@ def hft_scale(request: pytest.FixtureRequest, hft_platform: Platform) -> ScaleRu
     from pytest_hftk8s.orchestration.scale import ScaleRunner
 
     return ScaleRunner(_runtime(request), request.node)
+
+
+@pytest.fixture
+def hft_sweep(request: pytest.FixtureRequest, hft_platform: Platform) -> SweepRunner:
+    """The scaling sweep: ``hft_sweep.run()`` deploys each ``--hft-sweep-backends`` count in turn, finds
+    its highest sustainable open-loop rate, fits the Universal Scalability Law and names the bottleneck
+    at the knee, within ``--hft-sweep-budget`` (keywords override the settings)."""
+    from pytest_hftk8s.orchestration.sweep import SweepRunner
+
+    return SweepRunner(_runtime(request), request.node)

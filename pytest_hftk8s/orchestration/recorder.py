@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_hftk8s.results import ChaosRecord, LoadSummary, ScaleRecord, SloResult, TestRecord, Window
+from pytest_hftk8s.results import (
+    ChaosRecord,
+    LoadSummary,
+    ScaleRecord,
+    SloResult,
+    SweepResult,
+    TestRecord,
+    Window,
+)
 
 if TYPE_CHECKING:
     from pytest_hftk8s.load.run import LoadRun
@@ -31,6 +39,7 @@ class TestState:
     scale: list[ScaleRecord] = field(default_factory=list)
     extra_loads: list[LoadSummary] = field(default_factory=list)  # runs driven outside hft_load (scale)
     notes: list[str] = field(default_factory=list)
+    sweep: SweepResult | None = None  # the scaling sweep this test ran (orchestration/sweep.py)
     rates: dict[str, float] = field(default_factory=dict)
     call_start: float = 0.0
     call_end: float = 0.0
@@ -84,6 +93,7 @@ def record(item: pytest.Item, state: TestState, report: pytest.TestReport) -> Te
         chaos=list(state.chaos),
         scale=list(state.scale),
         rates=dict(state.rates),
+        sweep=state.sweep,
     )
 
 
