@@ -1,18 +1,41 @@
 """Render a :class:`~pytest_hftk8s.results.SessionReport` as one self-contained ``index.html`` (inline
 CSS, no scripts, no external assets), readable from the file system without a server. Every value
 is escaped. Pure rendering from typed records; the only I/O is writing the file.
+
+The figures come from :mod:`~pytest_hftk8s.report.plots` as SVG and are embedded as data URIs
+(``<img src="data:image/svg+xml;base64,...">``): each is its own document, so the ids matplotlib
+writes cannot clash across figures, and the page reads offline or as a CI artifact. Every test has
+a stable anchor made from its node id (:func:`anchor`) and every figure one below it
+(``<anchor>-<key>``); a missed SLO's row links to the figure that shows it, and :func:`slo_link`
+gives the same link to whoever writes the failure message.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime
+import hashlib
 import html
 import os
 import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_hftk8s.results import ChaosRecord, DigestRow, LoadSummary, SessionReport, SloResult, TestRecord
+from pytest_hftk8s.report import plots
+from pytest_hftk8s.results import (
+    Bottleneck,
+    ChaosRecord,
+    DigestRow,
+    LoadSummary,
+    OomSequence,
+    Recovery,
+    ResilienceScore,
+    SessionReport,
+    SloResult,
+    SweepResult,
+    TestRecord,
+    UslFit,
+)
 
 CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
@@ -21,6 +44,9 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f3f3}.passed{color:#137333}.failed,.error{color:#b3261e}.skipped{color:#777}
 .bad{background:#fdecea}.mono{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 .card{border:1px solid #ddd;border-radius:6px;padding:.6em 1em;margin:1em 0}
+figure{margin:1em 0}figure img{width:100%;max-width:960px;height:auto;display:block}
+figcaption,.note{color:#555;font-size:12px}.score{font-size:2em;font-weight:600}
+h3{font-size:1em;margin:1.2em 0 .3em}section{border-top:2px solid #eee;margin-top:2em}
 """
 
 
@@ -59,9 +85,11 @@ def render(report: SessionReport, *, report_dir: pathlib.Path | None = None) -> 
         f"<tr><th>SLOs</th><td>{_e(totals.slos)} evaluated, {_e(totals.slos_failed)} missed</td></tr>",
         "</table></div>",
     ]
+    out.extend(_contents(report.tests))
+    out.extend(_score(report.score))
     out.extend(_resilience(report.resilience))
-    for test in report.tests:
-        out.extend(_test(test, report_dir))
+    for test, ident in zip(report.tests, _anchors(report.tests), strict=True):
+        out.extend(_test(test, ident, report_dir))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -110,17 +138,240 @@ def _resilience(rows: Sequence[DigestRow]) -> list[str]:
     return out
 
 
-def _slos(slos: Sequence[SloResult]) -> list[str]:
+def anchor(nodeid: str) -> str:
+    """The id of a test's section in ``index.html``: readable, stable across runs, unique per node id."""
+    readable = "".join(
+        c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in nodeid.split("/")[-1]
+    )
+    return f"t-{readable[:60].strip('-')}-{hashlib.sha1(nodeid.encode()).hexdigest()[:6]}"
+
+
+def slo_link(test: TestRecord, slo: SloResult) -> str:
+    """``#<anchor>`` of the figure that shows ``slo``'s measurement (or of the test's section), to
+    append to the report's path in a failure message."""
+    key = _plot_for(slo, plots.plot_keys(test) + (["usl"] if test.sweep is not None else []))
+    return f"#{anchor(test.nodeid)}" + (f"-{key}" if key else "")
+
+
+def _anchors(tests: Sequence[TestRecord]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for t in tests:
+        ident = anchor(t.nodeid)
+        seen[ident] = seen.get(ident, 0) + 1
+        out.append(ident if seen[ident] == 1 else f"{ident}-{seen[ident]}")  # the same node id twice
+    return out
+
+
+def _contents(tests: Sequence[TestRecord]) -> list[str]:
+    if not tests:
+        return []
+    items = "".join(
+        f"<li><a href='#{ident}'>{_e(t.nodeid)}</a> <span class='{_e(t.outcome)}'>{_e(t.outcome)}</span></li>"
+        for t, ident in zip(tests, _anchors(tests), strict=True)
+    )
+    return [f"<details open><summary>tests</summary><ul>{items}</ul></details>"]
+
+
+def _score(score: ResilienceScore | None) -> list[str]:
+    """The session's resilience score and how it was computed: weights per severity, one row per SLO."""
+    if score is None:
+        return []
+    out = ["<h2 id='score'>Resilience score</h2><div class='card'>"]
+    if score.score is None:
+        out.append("<p class='score'>no score</p><p class='note'>no resilience SLO was evaluated</p>")
+    else:
+        out.append(f"<p class='score'>{score.score:.1f} / 100</p>")
+    got = sum(i.weight for i in score.items if i.passed)
+    total = sum(i.weight for i in score.items)
+    method = score.method or "sum(weight x passed) / sum(weight) x 100"
+    out.append(f"<p>{_e(method)}</p>")
+    if total:
+        out.append(
+            f"<p class='mono'>= {_num(got)} / {_num(total)} x 100 = {100 * got / total:.1f} "
+            f"({sum(i.passed for i in score.items)} of {len(score.items)} SLOs held)</p>"
+        )
+    if score.weights:
+        out.append("<table><tr><th>severity</th><th>weight</th><th>SLOs</th><th>held</th></tr>")
+        for severity, weight in score.weights.items():
+            mine = [i for i in score.items if i.severity == severity]
+            out.append(
+                f"<tr><td>{_e(severity)}</td><td>{_num(weight)}</td><td>{len(mine)}</td>"
+                f"<td>{sum(i.passed for i in mine)}</td></tr>"
+            )
+        out.append("</table>")
+    if score.items:
+        out.append(
+            "<table><tr><th>test</th><th>experiment</th><th>SLO</th><th>severity</th><th>weight</th>"
+            "<th>held</th><th>counts</th></tr>"
+        )
+        for i in score.items:
+            bad = "" if i.passed else " class='bad'"
+            out.append(
+                f"<tr{bad}><td>{_e(i.test)}</td><td>{_e(i.experiment)}</td><td>{_e(i.slo)}</td>"
+                f"<td>{_e(i.severity)}</td><td>{_num(i.weight)}</td><td>{'yes' if i.passed else 'NO'}</td>"
+                f"<td>{_num(i.weight if i.passed else 0.0)} / {_num(i.weight)}</td></tr>"
+            )
+        out.append("</table>")
+    out.append("</div>")
+    return out
+
+
+# Which figure shows an SLO, by what the SLO measures (the first matching word of its name wins).
+_SLO_PLOTS = (
+    (("recovery",), "recovery-"),
+    (("oom", "crashloop"), "oom-"),
+    (("latency", "p99", "p50", "_ms"), "latency"),
+    (("restart", "crashloop", "oom", "cpu", "memory", "throttl"), "resources"),
+    (("throughput", "registration", "orders", "accepted", "error", "rate", "traded"), "throughput"),
+)
+
+
+def _plot_for(slo: SloResult, keys: Sequence[str]) -> str | None:
+    """The key of the figure that shows ``slo``'s measurement, among the test's figures; else the first."""
+    wanted: list[str] = []
+    if isinstance(slo.detail, Recovery):
+        wanted.append("recovery-")
+    elif isinstance(slo.detail, OomSequence):
+        wanted.append("oom-")
+    name = slo.name.lower()
+    wanted += [key for words, key in _SLO_PLOTS if any(w in name for w in words)]
+    for want in wanted:
+        found = next((k for k in keys if k == want or (want.endswith("-") and k.startswith(want))), None)
+        if found is not None:
+            return found
+    return keys[0] if keys else None
+
+
+def _slos(slos: Sequence[SloResult], section: str, keys: Sequence[str]) -> list[str]:
     out = ["<table><tr><th>SLO</th><th>observed</th><th>expected</th><th>held</th><th>query</th></tr>"]
     for s in slos:
         bad = "" if s.passed else " class='bad'"
         expected = f"{s.comparator} {_num(s.threshold)} {s.unit}"
         message = "<br>" + _e(s.message) if s.message else ""
+        name = _e(s.name)
+        if not s.passed:
+            key = _plot_for(s, keys)
+            target = f"{section}-{key}" if key else section
+            name += f" <a href='#{_e(target)}'>{'plot' if key else 'test'}</a>"
         out.append(
-            f"<tr{bad}><td>{_e(s.name)}</td><td>{_e(_num(s.observed))}</td><td>{_e(expected)}</td>"
+            f"<tr{bad}><td>{name}</td><td>{_e(_num(s.observed))}</td><td>{_e(expected)}</td>"
             f"<td>{'yes' if s.passed else 'NO'}</td><td class='mono'>{_e(s.query)}{message}</td></tr>"
         )
     out.append("</table>")
+    return out
+
+
+def _figure(plot: plots.Plot, section: str) -> str:
+    ident = f"{section}-{plot.key}"
+    notes = "; ".join(plot.notes)
+    if plot.svg is None:
+        return f"<figure id='{_e(ident)}' class='empty'><p class='note'><b>{_e(plot.title)}</b>: {_e(notes)}</p></figure>"
+    data = base64.b64encode(plot.svg.encode()).decode("ascii")
+    caption = _e(plot.title) + (f" <span class='note'>({_e(notes)})</span>" if notes else "")
+    return (
+        f"<figure id='{_e(ident)}'><img src='data:image/svg+xml;base64,{data}' alt='{_e(plot.title)}'>"
+        f"<figcaption>{caption}</figcaption></figure>"
+    )
+
+
+def _bottleneck(b: Bottleneck, title: str) -> list[str]:
+    """The verdict as a sentence with its numbers, and the ranked saturation signals behind it."""
+    out = [
+        f"<h3>{_e(title)}: {_e(b.verdict)}</h3><p>{_e(b.sentence)}</p>",
+        "<table><tr><th>#</th><th>component</th><th>signal</th><th>observed</th><th>capacity</th>"
+        "<th>utilization</th><th>saturated at</th><th>saturated</th><th>detail</th><th>query</th></tr>",
+    ]
+    for rank, sig in enumerate(b.signals, 1):
+        bad = " class='bad'" if sig.saturated else ""
+        observed = "no data" if sig.observed is None else f"{_num(sig.observed)} {sig.unit}"
+        capacity = "-" if sig.capacity is None else f"{_num(sig.capacity)} {sig.unit}"
+        utilization = "-" if sig.utilization is None else f"{sig.utilization:.0%}"
+        threshold = "-" if sig.threshold is None else _num(sig.threshold)
+        out.append(
+            f"<tr{bad}><td>{rank}</td><td>{_e(sig.component)}</td><td>{_e(sig.signal)}</td><td>{_e(observed)}</td>"
+            f"<td>{_e(capacity)}</td><td>{_e(utilization)}</td><td>{_e(threshold)}</td>"
+            f"<td>{'YES' if sig.saturated else 'no'}</td><td>{_e(sig.detail)}</td>"
+            f"<td class='mono'>{_e(sig.query)}</td></tr>"
+        )
+    out.append("</table>")
+    return out
+
+
+def _ci(value: float | None, ci: tuple[float, float] | None, digits: int = 4) -> tuple[str, str]:
+    shown = "-" if value is None else _num(float(value), digits)
+    return shown, "-" if ci is None else f"{_num(float(ci[0]), digits)} - {_num(float(ci[1]), digits)}"
+
+
+def _fit_table(fit: UslFit) -> list[str]:
+    lam = _ci(fit.lam, fit.lam_ci)
+    rows = [
+        ("λ (orders/s at N=1)", lam[0] + (" (fixed to X(1))" if fit.lam_fixed else ""), lam[1]),
+        ("σ (contention)", *_ci(fit.sigma, fit.sigma_ci, 3)),
+        ("κ (coherency)", *_ci(fit.kappa, fit.kappa_ci, 3)),
+        ("N* = √((1-σ)/κ)", *_ci(fit.n_star, fit.n_star_ci, 3)),
+        ("X_max = X(N*)", *_ci(fit.x_max, fit.x_max_ci)),
+        ("R²", _num(fit.r_squared, 3) if fit.r_squared is not None else "-", ""),
+    ]
+    out = ["<table><tr><th>parameter</th><th>value</th><th>95% confidence interval</th></tr>"]
+    out += [f"<tr><td>{_e(a)}</td><td>{_e(b)}</td><td>{_e(c)}</td></tr>" for a, b, c in rows]
+    out.append("</table>")
+    return out
+
+
+def _sweep(sweep: SweepResult, figure: str) -> list[str]:
+    """The scaling sweep: its sentence, the USL figure and fit, the points, and the knee's bottleneck."""
+    out = ["<h3>Scaling sweep</h3>"]
+    if sweep.sentence:
+        out.append(f"<p><b>{_e(sweep.sentence)}</b></p>")
+    criteria = ", ".join(f"{k}={_num(v)}" for k, v in sweep.criteria.items())
+    out.append(
+        f"<p class='note'>took {_num(sweep.took_s)} s of a {_num(sweep.budget_s)} s budget"
+        + (f"; sustainable means {_e(criteria)}" if criteria else "")
+        + (f"; knee at N={sweep.knee}" if sweep.knee is not None else "")
+        + "</p>"
+    )
+    out.append(figure)
+    if sweep.fit is not None:
+        out.extend(_fit_table(sweep.fit))
+    else:
+        out.append("<p class='note'>no USL fit</p>")
+    out.append(
+        "<table><tr><th>backends</th><th>highest sustainable rate /s</th><th>throughput /s</th>"
+        "<th>probes (sustainable)</th><th>search</th><th>deploy s</th></tr>"
+    )
+    for p in sweep.points:
+        rate = "none" if p.max_rate is None else f"{p.max_rate:,.0f}"
+        throughput = "-" if p.throughput is None else f"{p.throughput:,.0f}"
+        knee = " class='bad'" if sweep.knee == p.backends else ""
+        out.append(
+            f"<tr{knee}><td>{p.backends}</td><td>{rate}</td><td>{throughput}</td>"
+            f"<td>{len(p.probes)} ({sum(q.sustainable for q in p.probes)})</td>"
+            f"<td>{'stopped on the time budget' if p.budget_exhausted else 'converged'}</td>"
+            f"<td>{_num(p.deploy_s)}</td></tr>"
+        )
+    out.append("</table>")
+    for p in sweep.points:
+        if p.probes:
+            out.append(f"<details><summary>probes at N={p.backends}</summary>")
+            out.append(
+                "<table><tr><th>offered /s</th><th>achieved /s</th><th>ratio</th><th>client p99 ms</th>"
+                "<th>valid</th><th>sustainable</th><th>why not</th></tr>"
+            )
+            for q in p.probes:
+                bad = "" if q.sustainable else " class='bad'"
+                out.append(
+                    f"<tr{bad}><td>{q.offered_rate:,.0f}</td><td>{q.achieved_rate:,.0f}</td>"
+                    f"<td>{_num(q.throughput_ratio, 3)}</td><td>{_num(q.client_p99_ms)}</td>"
+                    f"<td>{'yes' if q.valid else 'NO'}</td><td>{'yes' if q.sustainable else 'no'}</td>"
+                    f"<td>{_e('; '.join(q.reasons))}</td></tr>"
+                )
+            out.append("</table>")
+            if p.bottleneck is not None:
+                out.extend(_bottleneck(p.bottleneck, f"Bottleneck at N={p.backends}"))
+            out.append("</details>")
+    if sweep.bottleneck is not None:
+        out.extend(_bottleneck(sweep.bottleneck, "Bottleneck at the knee"))
     return out
 
 
@@ -167,9 +418,28 @@ def _chaos(chaos: Sequence[ChaosRecord]) -> list[str]:
     return out
 
 
-def _test(test: TestRecord, report_dir: pathlib.Path | None) -> list[str]:
+def _plots(test: TestRecord) -> tuple[list[plots.Plot], str]:
+    """The test's figures; a record the plots cannot draw costs its figures, never the report."""
+    try:
+        return plots.record_plots(test), ""
+    except Exception as exc:  # the report must be written whatever one record holds
+        return [], f"the plots of this test failed: {type(exc).__name__}: {exc}"
+
+
+def _usl(sweep: SweepResult) -> plots.Plot:
+    try:
+        return plots.usl_plot(sweep)
+    except Exception as exc:
+        return plots.Plot("usl", "Scaling", None, (f"the USL plot failed: {type(exc).__name__}: {exc}",))
+
+
+def _test(test: TestRecord, ident: str, report_dir: pathlib.Path | None) -> list[str]:
     window = test.window
+    figures, failure = _plots(test)
+    usl = _usl(test.sweep) if test.sweep is not None else None
+    keys = [p.key for p in figures] + ([usl.key] if usl else [])
     out = [
+        f"<section id='{ident}'>",
         f"<h2 class='{_e(test.outcome)}'>{_e(test.outcome.upper())} {_e(test.nodeid)}</h2>",
         f"<p>window {_e(_time(window.start if window else None))} - {_e(_time(window.end if window else None))} "
         f"({_num(window.seconds if window else None)} s), test took {_num(test.duration)} s"
@@ -182,7 +452,16 @@ def _test(test: TestRecord, report_dir: pathlib.Path | None) -> list[str]:
         + "</p>",
     ]
     if test.slos:
-        out.extend(_slos(test.slos))
+        out.extend(_slos(test.slos, ident, keys))
+    if test.bottleneck is not None:
+        out.extend(_bottleneck(test.bottleneck, "Bottleneck"))
+    if test.sweep is not None and usl is not None:
+        out.extend(_sweep(test.sweep, _figure(usl, ident)))
+    out.extend(_figure(p, ident) for p in figures)
+    if failure:
+        out.append(f"<p class='note bad'>{_e(failure)}</p>")
+    elif not figures and test.sweep is None:
+        out.append("<p class='note'>no plots: this test drove no load and recorded no series</p>")
     if test.loads:
         out.extend(_loads(test.loads))
     if test.chaos:
@@ -193,6 +472,7 @@ def _test(test: TestRecord, report_dir: pathlib.Path | None) -> list[str]:
         )
     if test.longrepr:
         out.append(f"<pre class='mono'>{_e(test.longrepr[-4000:])}</pre>")
+    out.append("</section>")
     return out
 
 
