@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -37,6 +37,9 @@ from pytest_hftk8s.results import (
 )
 from pytest_hftk8s.settings import HftSettings
 from pytest_hftk8s.slo.database import DbTarget
+
+if TYPE_CHECKING:
+    from pytest_hftk8s.slo.dashboard import PanelLinks
 
 SLO_MARK = "hft_slo"
 
@@ -99,7 +102,9 @@ class HftRuntime:
             session_start=self.started,
             make_cluster=self._make_cluster,
             attach_cluster=self._attach_cluster,
-            render=lambda profile, images: render(profile, root=settings.manifests_dir, images=images),
+            render=lambda profile, images: render(
+                profile, root=settings.manifests_dir, images=images, components=self.components()
+            ),
             images=self._platform_images,
             chaos_allowed=self._chaos_allowed(),
             progress=self.progress,
@@ -192,7 +197,9 @@ class HftRuntime:
             session_start=self.started,
             make_cluster=self._make_cluster,
             attach_cluster=self._attach_cluster,
-            render=lambda profile, images: render(profile, root=self.settings.manifests_dir, images=images),
+            render=lambda profile, images: render(
+                profile, root=self.settings.manifests_dir, images=images, components=self.components()
+            ),
             images=self._platform_images,
             chaos_allowed=self._chaos_allowed(),
             progress=self.progress,
@@ -311,6 +318,20 @@ class HftRuntime:
     def report_path(self) -> str:
         return str(self.settings.report_dir / "index.html")
 
+    def components(self) -> tuple[str, ...]:
+        """Optional manifest components the session adds to its overlay (``--hft-grafana``)."""
+        return ("grafana",) if self.settings.grafana else ()
+
+    def panel_links(self) -> PanelLinks:
+        """Where a failed SLO's message points: its Grafana panel for the test's window."""
+        from pytest_hftk8s.slo.dashboard import PanelLinks
+
+        return PanelLinks(
+            namespace=self.settings.namespace,
+            grafana_url=self.settings.grafana_url,
+            dashboard_json=str(self.settings.report_dir / "dashboards" / "platform.json"),
+        )
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         state = state_of(item)
@@ -324,7 +345,9 @@ class HftRuntime:
             from pytest_hftk8s.orchestration.slos import evaluate_for
             from pytest_hftk8s.slo.evaluate import check
 
-            check(evaluate_for(self, item, declared), report_path=self.report_path())
+            check(
+                evaluate_for(self, item, declared), report_path=self.report_path(), links=self.panel_links()
+            )
         return result
 
     def _declared_slos(self, item: pytest.Item, state: TestState) -> list[Any]:
@@ -506,10 +529,24 @@ class HftRuntime:
             score=resilience_score(records),
         )
         summary_path = summary.write(data, self.settings.report_dir)
+        self._write_dashboards()
         html_path = html.write(data, self.settings.report_dir)
         self.written = (summary_path, html_path)
         self.score = data.score
         self.config.hook.pytest_hftk8s_report_written(summary_path=summary_path, html_path=html_path)
+
+    def _write_dashboards(self) -> None:
+        """The Grafana dashboards beside the report, so a CI artifact carries what to import."""
+        from pytest_hftk8s.manifests import dashboards_json
+
+        target = self.settings.report_dir / "dashboards"
+        try:
+            dashboards = dashboards_json(self.settings.manifests_dir)
+            target.mkdir(parents=True, exist_ok=True)
+            for name, text in dashboards.items():
+                (target / name).write_text(text)
+        except (ConfigError, OSError) as e:
+            self.progress(f"dashboards not written to {target}: {e}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.written is None:

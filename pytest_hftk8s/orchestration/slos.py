@@ -144,5 +144,5 @@ class SloChecker:
         """
         __tracebackhide__ = True
         results = self.evaluate(*checks, window=window, experiment=experiment)
-        evaluate.check(results, report_path=self._runtime.report_path())
+        evaluate.check(results, report_path=self._runtime.report_path(), links=self._runtime.panel_links())
         return results

@@ -81,6 +81,7 @@ def test_flow_pass_fail_report_junit_bundle_teardown(
             "*SloViolation: 1 SLO(s) did not hold:",
             "*p99_order_latency_ms: expected <= 0.5 ms, observed *",
             "*query: 1000 * histogram_quantile(0.99, sum by (le) (rate(hft_order_latency_seconds_bucket[[]*ms[]])))",
+            "*dashboard: panel * of *hft-report/dashboards/platform.json, *ms; pass --hft-grafana-url*",
             "*report: *hft-report/index.html",
             "*hftk8s failure bundle*",
             "*orders_by_outcome: accepted=*",
@@ -109,6 +110,13 @@ def test_flow_pass_fail_report_junit_bundle_teardown(
     assert passed["loads"][0]["registrations_ok"] == 8
     assert passed["window"]["seconds"] >= 2.5
     assert failed["slos"][0]["passed"] is False
+    # A missed latency SLO names what was saturated (or says it cannot tell), from the same window.
+    assert failed["bottleneck"]["verdict"], failed["bottleneck"]
+    assert failed["bottleneck"]["signals"], failed["bottleneck"]
+    assert "bottleneck" not in passed or passed["bottleneck"] is None
+    assert {s["name"] for s in failed["series"]} >= {"accepted_rate", "server_p99_ms"}
+    dashboard = json.loads((pytester.path / "hft-report" / "dashboards" / "platform.json").read_text())
+    assert dashboard["uid"] == "hftk8s-platform"
     bundle = pathlib.Path(failed["bundle"])
     assert (bundle / "pods.json").exists()
     assert (bundle / "logs" / "engine-0.log").read_text().endswith("boom, connection refused")
