@@ -189,10 +189,10 @@ def _score(score: ResilienceScore | None) -> list[str]:
     if total:
         out.append(
             f"<p class='mono'>= {_num(got)} / {_num(total)} x 100 = {100 * got / total:.1f} "
-            f"({sum(i.passed for i in score.items)} of {len(score.items)} SLOs held)</p>"
+            f"({sum(i.passed for i in score.items)} of {len(score.items)} checks held)</p>"
         )
     if score.weights:
-        out.append("<table><tr><th>severity</th><th>weight</th><th>SLOs</th><th>held</th></tr>")
+        out.append("<table><tr><th>severity</th><th>weight</th><th>checks</th><th>held</th></tr>")
         for severity, weight in score.weights.items():
             mine = [i for i in score.items if i.severity == severity]
             out.append(
@@ -208,7 +208,8 @@ def _score(score: ResilienceScore | None) -> list[str]:
         for i in score.items:
             bad = "" if i.passed else " class='bad'"
             out.append(
-                f"<tr{bad}><td>{_e(i.test)}</td><td>{_e(i.experiment)}</td><td>{_e(i.slo)}</td>"
+                f"<tr{bad}><td title='{_e(i.test)}'>{_e(i.test.split('::')[-1])}</td>"
+                f"<td>{_e(i.experiment)}</td><td>{_e(i.slo)}</td>"
                 f"<td>{_e(i.severity)}</td><td>{_num(i.weight)}</td><td>{'yes' if i.passed else 'NO'}</td>"
                 f"<td>{_num(i.weight if i.passed else 0.0)} / {_num(i.weight)}</td></tr>"
             )

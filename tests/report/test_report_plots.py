@@ -234,7 +234,7 @@ def test_the_bottleneck_verdict_is_a_sentence_and_a_ranked_table(page: str) -> N
 def test_the_score_shows_how_it_was_computed(page: str) -> None:
     section = page[page.index("<h2 id='score'>") : page.index("<section")]
     assert "58.3 / 100" in section
-    assert "= 7 / 12 x 100 = 58.3 (3 of 6 SLOs held)" in section
+    assert "= 7 / 12 x 100 = 58.3 (3 of 6 checks held)" in section
     assert "<tr><td>critical</td><td>3</td><td>1</td><td>1</td></tr>" in section
     assert "<tr><td>warning</td><td>1</td><td>1</td><td>0</td></tr>" in section
     assert section.count("<tr class='bad'>") == 3
