@@ -298,6 +298,25 @@ def emulated_rows(r: Results) -> list[Row]:
     ]
 
 
+def sweep_rows(r: Results) -> list[Row]:
+    def f(*path: str | int) -> Any:
+        return figure(r, "sweep", "sweep", *path)
+
+    points = ", ".join(
+        f"{p['backends']}: {decimals(p['throughput'], 0)}" for p in f("points") if p["throughput"]
+    )
+    fit = f("fit")
+    peak = f"N* {decimals(fit['n_star'], 1)}, " if fit.get("n_star") else ""
+    return [
+        Row(
+            "scaling sweep on the local cluster, highest sustainable 2xx/s by backends (p99 <= 100 ms, >= 95%)",
+            f"{points}; USL sigma {decimals(fit['sigma'], 2)}, kappa {decimals(fit['kappa'], 3)}, {peak}"
+            f"X_max {decimals(fit['x_max'], 0)}/s (R² {decimals(fit['r_squared'], 2)})",
+            "sweep.json",
+        )
+    ]
+
+
 # --- the tables -----------------------------------------------------------------------------------
 
 
@@ -319,6 +338,7 @@ def render_readme(root: pathlib.Path, r: Results) -> str:
         platform_durability(r),
         *loadgen_rows(r),
         *emulated_rows(r),
+        *sweep_rows(r),
     ]
     figures = table(["figure", "value", "from"], [[x.figure, x.value, f"`{x.source}`"] for x in rows])
     origin = table(

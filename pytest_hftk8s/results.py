@@ -453,6 +453,7 @@ class UslFit:
     x_max_ci: tuple[float, float] | None = None
     points: list[tuple[float, float]] = field(default_factory=list)  # (N, X) the fit used
     r_squared: float | None = None
+    dof: int = 0  # degrees of freedom the fit left (points minus fitted parameters)
 
 
 @dataclass

@@ -19,8 +19,10 @@ would only inflate the degrees of freedom).
 Confidence intervals (95% by default) come from the fit's covariance: ``curve_fit`` scales it by the
 residual variance, and each parameter's interval is estimate +/- t(dof) x its standard error. For the
 derived N* and X_max the **delta method** is used: var(g) = grad(g)^T Cov grad(g), with N*'s gradient
-in closed form and X_max's by central differences. With no degree of freedom left (as many points as
-parameters) there is no interval: ``None``. No I/O, no pytest, nothing of the plugin but ``results``
+in closed form and X_max's by central differences. Every interval is cut to where its parameter can
+lie (lambda, N* and X_max above 0, sigma in [0, 1], kappa >= 0): a symmetric interval from few points
+reaches past those bounds, and the part beyond them is no possible value. With no degree of freedom
+left (as many points as parameters) there is no interval: ``None``. No I/O, no pytest, nothing of the plugin but ``results``
 and ``errors``.
 """
 
@@ -101,21 +103,23 @@ def fit(
         x_max=None if peak is None else float(throughput(peak, lam, sigma, kappa)),
         points=[(float(n), float(x)) for n, x in pts],
         r_squared=_r_squared(pts, estimate),
+        dof=dof,
     )
     if cov3 is None or dof <= 0:
         return out
     from scipy.stats import t
 
     half = float(t.ppf(0.5 + confidence / 2, dof))
-    intervals = [_interval(value, cov3[i][i], half) for i, value in enumerate(estimate)]
+    domains = ((0.0, math.inf), (0.0, 1.0), (0.0, math.inf))
+    intervals = [_interval(value, cov3[i][i], half, domains[i]) for i, value in enumerate(estimate)]
     out.lam_ci = None if fix_lambda else intervals[0]
     out.sigma_ci, out.kappa_ci = intervals[1], intervals[2]
     if peak is not None:
         grad_peak = (0.0, -1.0 / (2.0 * kappa * peak), -peak / (2.0 * kappa))
-        out.n_star_ci = _interval(peak, _quadratic(grad_peak, cov3), half)
+        out.n_star_ci = _interval(peak, _quadratic(grad_peak, cov3), half, (0.0, math.inf))
         assert out.x_max is not None
         grad_max = _gradient(lambda p: _x_max(*p), estimate)
-        out.x_max_ci = _interval(out.x_max, _quadratic(grad_max, cov3), half)
+        out.x_max_ci = _interval(out.x_max, _quadratic(grad_max, cov3), half, (0.0, math.inf))
     return out
 
 
@@ -202,11 +206,13 @@ def _quadratic(grad: Sequence[float], cov: Sequence[Sequence[float]]) -> float:
     return sum(grad[i] * cov[i][j] * grad[j] for i in range(3) for j in range(3))
 
 
-def _interval(value: float, variance: float, half: float) -> tuple[float, float] | None:
+def _interval(
+    value: float, variance: float, half: float, domain: tuple[float, float]
+) -> tuple[float, float] | None:
     if not math.isfinite(variance) or variance < 0:
         return None
     spread = half * math.sqrt(variance)
-    return (value - spread, value + spread)
+    return (max(domain[0], value - spread), min(domain[1], value + spread))
 
 
 def _r_squared(points: Sequence[tuple[float, float]], params: tuple[float, float, float]) -> float | None:

@@ -35,11 +35,17 @@ def _fit_text(fit: UslFit) -> str:
         f"sigma {fit.sigma:.3f}{_ci(fit.sigma_ci, '.3f')}, kappa {fit.kappa:.4f}{_ci(fit.kappa_ci, '.4f')}"
     )
     if fit.n_star is None or fit.x_max is None:
-        return text + ", no peak (kappa = 0: throughput never falls with more replicas)"
-    return (
-        text + f", N* ≈ {fit.n_star:.1f}{_ci(fit.n_star_ci, '.1f')}, "
-        f"X_max ≈ {fit.x_max:,.0f}/s{_ci(fit.x_max_ci, ',.0f')}"
-    )
+        text += ", no peak (kappa = 0: throughput never falls with more replicas)"
+    else:
+        text += (
+            f", N* ≈ {fit.n_star:.1f}{_ci(fit.n_star_ci, '.1f')}, "
+            f"X_max ≈ {fit.x_max:,.0f}/s{_ci(fit.x_max_ci, ',.0f')}"
+        )
+    if fit.dof == 1:
+        text += " (1 degree of freedom: the intervals say little; more replica counts narrow them)"
+    if fit.r_squared is not None and fit.r_squared < 0.5:
+        text += f" (R² {fit.r_squared:.2f}: the points follow the law poorly)"
+    return text
 
 
 def sentence(result: SweepResult, *, bottleneck: Bottleneck | None = None, why_no_fit: str = "") -> str:

@@ -4,6 +4,7 @@ input that cannot determine the law."""
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -108,3 +109,17 @@ def test_no_peak_without_coherency_cost() -> None:
 def test_degenerate_input_is_a_clear_error(points, kwargs, message) -> None:
     with pytest.raises(FitError, match=message):
         fit(points, **kwargs)
+
+
+def test_intervals_from_few_noisy_points_stay_where_the_parameters_can_lie() -> None:
+    # This machine's first -m sweep (2 cores, generator and an idle platform beside the swept one):
+    # N=2 below N=1, N=4 above both. One degree of freedom: the raw intervals reach below zero.
+    result = fit([(1, 590.1), (2, 558.0), (4, 966.3), (8, 728.3)])
+    assert result.dof == 1
+    for interval, low, high in (
+        (result.lam_ci, 0.0, math.inf), (result.sigma_ci, 0.0, 1.0), (result.kappa_ci, 0.0, math.inf),
+        (result.n_star_ci, 0.0, math.inf), (result.x_max_ci, 0.0, math.inf),
+    ):  # fmt: skip
+        assert interval is not None
+        assert low <= interval[0] <= interval[1] <= high
+    assert result.sigma_ci == (0.0, 1.0)  # cut on both sides: the points do not pin sigma down at all
