@@ -158,7 +158,10 @@ def test_saturated_generator(hft_platform, hft_load, hft_prom, namespace) -> Non
     host, port = hft_platform.nginx
     raw = f"GET /nginx-health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()
     with hft_load.constant_rate(
-        rate=GENERATOR_FLOOD, duration=SECONDS, make_request=lambda _seq: raw, name="saturated-generator",
+        rate=GENERATOR_FLOOD,
+        duration=SECONDS,
+        make_request=lambda _seq: raw,
+        name="saturated-generator",
         connections=256,  # enough in flight that the generator's own core, not the round trips, limits it
     ) as run:
         pass
