@@ -92,11 +92,17 @@ class Faults:
 
 @dataclasses.dataclass
 class Timed:
-    """A best-of-N rate, the page faults of its worst run, and the first run's memory growth."""
+    """A best-of-N rate, the page faults of its worst run, and the first run's memory growth.
+
+    For batches, `later_faults` counts only the batches after the first of each run: the first
+    one maps the binding's recycled output buffers.
+    """
 
     rate: float
     faults: Faults
     resident_growth: dict[str, int]
+    later_faults: Faults | None = None
+    engine_memory_bytes: int = 0
 
 
 def page_faults() -> Faults:
@@ -185,20 +191,23 @@ def batch_orders_per_s(orders: np.ndarray, warmup: int, *, repeats: int, rows: i
     """Best-of-N rate of submit_batch over contiguous chunks of `rows` orders."""
     timed = orders[warmup:]
     parts = [np.ascontiguousarray(c) for c in chunks(timed, rows)]
-    best, faults, first = 0.0, Faults(), {}
+    best, faults, later, first, mapped = 0.0, Faults(), Faults(), {}, 0
     for r in range(repeats):
         growth: dict[str, int] = {}
         engine = warmed_engine(orders, warmup, growth)
         f0 = page_faults()
         t0 = time.perf_counter()
-        for part in parts:
+        engine.submit_batch(parts[0])
+        f1 = page_faults()
+        for part in parts[1:]:
             engine.submit_batch(part)
         best = max(best, len(timed) / (time.perf_counter() - t0))
         faults = faults.worst(faults_since(f0))
+        later = later.worst(faults_since(f1))
         if r == 0:
-            first = finish_growth(growth)
+            first, mapped = finish_growth(growth), engine.memory_bytes
         del engine
-    return Timed(best, faults, first)
+    return Timed(best, faults, first, later, mapped)
 
 
 def memory_figures(growth: dict[str, int], capacity: int) -> dict[str, Any]:
@@ -279,13 +288,25 @@ def main() -> None:
             "native_batch": dataclasses.asdict(native_faults["batch"]),
             "pybind_single": dataclasses.asdict(single.faults),
             "pybind_batch": dataclasses.asdict(batch.faults),
+            "pybind_batch_after_first_batch": dataclasses.asdict(batch.later_faults or Faults()),
             "pybind_batch_whole_stream": dataclasses.asdict(whole.faults),
         },
+        "native_reserve_comparison": native["reserve"],
         "memory": {
             "capacity_orders": native["capacity_orders"],
             "max_price": native["max_price"],
-            "native": memory_figures(native["resident_growth_bytes"], native["capacity_orders"]),
-            "pybind_batch": memory_figures(batch.resident_growth, CAPACITY),
+            "native": {
+                **memory_figures(native["resident_growth_bytes"], native["capacity_orders"]),
+                "engine_memory_bytes": native["engine_memory_bytes"],
+                "anon_huge_pages_growth_bytes": native["anon_huge_pages_growth_bytes"],
+            },
+            "pybind_batch": {
+                **memory_figures(batch.resident_growth, CAPACITY),
+                "engine_memory_bytes": batch.engine_memory_bytes,
+            },
+            "native_reserve": memory_figures(
+                native["reserve"]["resident_growth_bytes"], native["capacity_orders"]
+            ),
         },
         "mix": {
             "stated": "60% resting limit adds, 25% cancels, 15% crossing (5% market, 5% IOC, "
@@ -317,7 +338,11 @@ def main() -> None:
             "page_faults": "getrusage(RUSAGE_SELF) ru_minflt / ru_majflt read just before and just "
             "after each timed region (after construction, add_symbol and the untimed warm-up); the "
             "worst run of each best-of-N figure; native_timed_minor_faults is the worst of the "
-            "native mixed throughput runs and the latency replay",
+            "native mixed throughput runs and the latency replay; pybind_batch_after_first_batch "
+            "leaves out each run's first batch, which maps the binding's recycled output buffers",
+            "engines": "every engine uses the default MemoryMode.PREFAULT; "
+            "native_reserve_comparison is one more latency replay on a MemoryMode.RESERVE engine "
+            "(lazily committed 4 KiB pages, the behaviour before issue 13)",
             "memory": "resident set growth (/proc/self/statm) from just before Engine() to after "
             "construction, after add_symbol, and after the timed run; per million orders of "
             "capacity = bytes * 1e6 / capacity_orders (it includes the one 1e6-tick symbol)",
