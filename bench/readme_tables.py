@@ -169,8 +169,15 @@ def engine_rows(r: Results) -> list[Row]:
             "matching engine, native C++, mixed order stream", rate(f("native_mixed_ops_per_s"), "ops/s"), src
         ),
         Row(
-            "native latency per operation, p50 / p99",
-            f"{ns(f('native_p50_ns'))} / {ns(f('native_p99_ns'))}",
+            "native latency per operation, p50 / p99 / p99.9",
+            f"{ns(f('native_p50_ns'))} / {ns(f('native_p99_ns'))} / {ns(f('native_p999_ns'))}",
+            src,
+        ),
+        Row(
+            "native page faults in the timed region / memory committed up front",
+            f"{count(f('native_timed_minor_faults'))} / "
+            f"{decimals(f('memory', 'native', 'mib_per_million_orders_before_first_order'), 1)} MiB "
+            "per million orders of capacity",
             src,
         ),
         Row("Python binding, one call per order", rate(f("pybind_single_orders_per_s"), "orders/s"), src),

@@ -5,6 +5,10 @@
 // 25% cancels, 15% crossing orders (5% market, 5% IOC, 5% GTC limit crossing the touch);
 // ~1,000 live orders over a few hundred price levels. Prints one JSON object on stdout and can
 // dump the stream (ORDER_DTYPE rows) so the Python benchmark replays the identical orders.
+// Every timed region also counts the page faults it took (getrusage), and the latency replay
+// records how much memory the engine committed (resident set growth). Every engine prefaults its
+// memory (the default); one more latency replay on a MemoryMode::Reserve engine shows the lazy
+// alternative on the same stream.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -16,6 +20,9 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "hft_engine/batch.h"
 #include "hft_engine/engine.h"
@@ -31,6 +38,50 @@ constexpr Price kMaxPrice = 1'000'000;
 constexpr Price kMid = 500'000;
 constexpr std::size_t kTargetLive = 1000;
 constexpr Price kBand = 150;  // resting adds land within this many ticks behind the touch
+constexpr std::uint32_t kCapacity = 1u << 20;
+
+/// Minor and major page faults taken by this process so far.
+struct Faults {
+  long minor = 0;
+  long major = 0;
+};
+
+Faults faults_now() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return Faults{usage.ru_minflt, usage.ru_majflt};
+}
+
+Faults faults_since(const Faults& start) {
+  const Faults now = faults_now();
+  return Faults{now.minor - start.minor, now.major - start.major};
+}
+
+Faults worst(const Faults& a, const Faults& b) {
+  return Faults{std::max(a.minor, b.minor), std::max(a.major, b.major)};
+}
+
+/// AnonHugePages of this process in bytes (/proc/self/smaps_rollup), or -1 if unreadable.
+long anon_huge_bytes() {
+  std::FILE* f = std::fopen("/proc/self/smaps_rollup", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  long kib = -1;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::sscanf(line, "AnonHugePages: %ld kB", &kib) == 1) break;
+  }
+  std::fclose(f);
+  return kib < 0 ? -1 : kib * 1024;
+}
+
+/// Resident set size of this process (second field of /proc/self/statm, in pages).
+long resident_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  long size = 0, resident = 0;
+  if (f == nullptr || std::fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+  if (f != nullptr) std::fclose(f);
+  return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
+}
 
 /// Scratch-engine listener that tracks open quantity of live orders during generation.
 class LiveTracker final : public FillListener {
@@ -170,9 +221,32 @@ inline void apply(Engine& engine, const OrderRow& row, FillListener& listener) {
   }
 }
 
-std::unique_ptr<Engine> fresh_engine(const Stream& s, FillListener& listener) {
-  auto engine = std::make_unique<Engine>(1u << 20);
+/// Resident set growth (bytes) at each stage of one engine's life, from just before construction.
+struct Memory {
+  long before = 0;              // resident set just before construction (absolute)
+  long after_construction = 0;  // Engine(kCapacity)
+  long after_add_symbol = 0;    // + one symbol of kMaxPrice ticks
+  long after_run = 0;           // + the warm-up and the timed stream
+  long huge_before = 0;         // AnonHugePages just before construction (absolute)
+  long huge_after_add_symbol = 0;  // its growth by construction and add_symbol
+  std::size_t mapped = 0;       // Engine::memory_bytes() after add_symbol
+};
+
+std::unique_ptr<Engine> fresh_engine(const Stream& s, FillListener& listener, Memory* memory = nullptr,
+                                     MemoryMode mode = MemoryMode::Prefault) {
+  const long rss0 = resident_bytes();
+  if (memory != nullptr) {
+    memory->before = rss0;
+    memory->huge_before = anon_huge_bytes();
+  }
+  auto engine = std::make_unique<Engine>(kCapacity, mode);
+  if (memory != nullptr) memory->after_construction = resident_bytes() - rss0;
   engine->add_symbol("BENCH", kMaxPrice);
+  if (memory != nullptr) {
+    memory->after_add_symbol = resident_bytes() - rss0;
+    memory->huge_after_add_symbol = anon_huge_bytes() - memory->huge_before;
+    memory->mapped = engine->memory_bytes();
+  }
   for (std::size_t i = 0; i < s.warmup; ++i) apply(*engine, s.rows[i], listener);
   return engine;
 }
@@ -182,30 +256,36 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 /// Best-of-N single-thread throughput over the timed part of the stream.
-double throughput(const Stream& s, int repeats, std::int64_t& fill_qty) {
+/// `faults` receives the most taken by any one run.
+double throughput(const Stream& s, int repeats, std::int64_t& fill_qty, Faults& faults) {
   double best = 0;
   for (int r = 0; r < repeats; ++r) {
     CountingListener listener;
     const auto owner = fresh_engine(s, listener);
     Engine& engine = *owner;
+    const Faults f0 = faults_now();
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = s.warmup; i < s.rows.size(); ++i) apply(engine, s.rows[i], listener);
     const double dt = seconds_since(t0);
+    faults = worst(faults, faults_since(f0));
     best = std::max(best, static_cast<double>(s.rows.size() - s.warmup) / dt);
     fill_qty = listener.qty();
   }
   return best;
 }
 
-double batch_throughput(const Stream& s, int repeats, std::size_t chunk) {
+double batch_throughput(const Stream& s, int repeats, std::size_t chunk, Faults& faults) {
   double best = 0;
   std::vector<ResultRow> results(chunk);
-  std::vector<FillRow> fills;
-  fills.reserve(chunk * 4);
+  // Written once before timing (then emptied, keeping its capacity) so appending fills in the
+  // timed loop touches no new page of the harness's own buffer.
+  std::vector<FillRow> fills(chunk * 4);
+  fills.clear();
   for (int r = 0; r < repeats; ++r) {
     NullFillListener null;
     const auto owner = fresh_engine(s, null);
     Engine& engine = *owner;
+    const Faults f0 = faults_now();
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = s.warmup; i < s.rows.size(); i += chunk) {
       const std::size_t n = std::min(chunk, s.rows.size() - i);
@@ -214,6 +294,7 @@ double batch_throughput(const Stream& s, int repeats, std::size_t chunk) {
                     std::span<ResultRow>(results.data(), n), fills);
     }
     best = std::max(best, static_cast<double>(s.rows.size() - s.warmup) / seconds_since(t0));
+    faults = worst(faults, faults_since(f0));
   }
   return best;
 }
@@ -233,9 +314,11 @@ struct Latency {
   double ns_per_tick;
   double overhead_ticks;
   double p50, p90, p99, p999, max;
+  Faults faults;  // taken inside the timed replay
+  Memory memory;
 };
 
-Latency latency(const Stream& s) {
+Latency latency(const Stream& s, MemoryMode mode) {
   // Timer overhead: median of back-to-back reads, subtracted from every sample.
   std::vector<std::uint64_t> empty(200000);
   for (auto& e : empty) {
@@ -245,23 +328,29 @@ Latency latency(const Stream& s) {
   std::nth_element(empty.begin(), empty.begin() + empty.size() / 2, empty.end());
   const double overhead = static_cast<double>(empty[empty.size() / 2]);
 
+  // Sized and written before the engine exists: a growing sample buffer would add its own page
+  // faults to the timed region and its own pages to the engine's resident set growth.
+  std::vector<double> samples(s.rows.size() - s.warmup, 0.0);
   CountingListener listener;
-  const auto owner = fresh_engine(s, listener);
-    Engine& engine = *owner;
-  std::vector<double> samples;
-  samples.reserve(s.rows.size() - s.warmup);
+  Memory memory;
+  const auto owner = fresh_engine(s, listener, &memory, mode);
+  Engine& engine = *owner;
+  const Faults f0 = faults_now();
   const auto wall0 = std::chrono::steady_clock::now();
   const std::uint64_t tick0 = ticks();
   for (std::size_t i = s.warmup; i < s.rows.size(); ++i) {
     const std::uint64_t a = ticks();
     apply(engine, s.rows[i], listener);
     const std::uint64_t b = ticks();
-    samples.push_back(std::max(0.0, static_cast<double>(b - a) - overhead));
+    samples[i - s.warmup] = std::max(0.0, static_cast<double>(b - a) - overhead);
   }
   const double ns_per_tick = seconds_since(wall0) * 1e9 / static_cast<double>(ticks() - tick0);
+  const Faults faults = faults_since(f0);
+  memory.after_run = resident_bytes() - memory.before;
   std::sort(samples.begin(), samples.end());
   auto pct = [&](double q) { return samples[static_cast<std::size_t>(q * static_cast<double>(samples.size() - 1))] * ns_per_tick; };
-  return Latency{ns_per_tick, overhead, pct(0.50), pct(0.90), pct(0.99), pct(0.999), samples.back() * ns_per_tick};
+  return Latency{ns_per_tick, overhead, pct(0.50), pct(0.90), pct(0.99), pct(0.999), samples.back() * ns_per_tick,
+                 faults, memory};
 }
 
 }  // namespace
@@ -283,6 +372,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // The first clock read maps the vDSO's data page: take that page fault here, not in a timed region.
+  (void)std::chrono::steady_clock::now();
   const hft::Stream s = hft::generate(ops, seed);
   if (!dump.empty()) {
     std::FILE* f = std::fopen(dump.c_str(), "wb");
@@ -293,19 +384,34 @@ int main(int argc, char** argv) {
     std::fclose(f);
   }
   std::int64_t fill_qty = 0;
-  const double ops_per_s = hft::throughput(s, repeats, fill_qty);
-  const double batch_ops_per_s = hft::batch_throughput(s, repeats, 8192);
-  const hft::Latency lat = hft::latency(s);
+  hft::Faults mixed_faults, batch_faults;
+  const double ops_per_s = hft::throughput(s, repeats, fill_qty, mixed_faults);
+  const double batch_ops_per_s = hft::batch_throughput(s, repeats, 8192, batch_faults);
+  const hft::Latency lat = hft::latency(s, hft::MemoryMode::Prefault);
+  const hft::Latency lazy = hft::latency(s, hft::MemoryMode::Reserve);
   std::printf(
       "{\"ops\": %zu, \"warmup_ops\": %zu, \"repeats\": %d, \"seed\": %llu,\n"
+      " \"capacity_orders\": %u, \"max_price\": %lld,\n"
       " \"mix\": {\"resting_adds\": %zu, \"cancels\": %zu, \"crossing\": %zu, \"mean_live_orders\": %.1f, "
       "\"max_price_levels\": %zu},\n"
       " \"native_mixed_ops_per_s\": %.0f, \"native_batch_ops_per_s\": %.0f, \"fill_qty\": %lld,\n"
       " \"native_p50_ns\": %.1f, \"native_p90_ns\": %.1f, \"native_p99_ns\": %.1f, \"native_p999_ns\": %.1f, "
       "\"native_max_ns\": %.1f,\n"
+      " \"faults\": {\"mixed\": {\"minor\": %ld, \"major\": %ld}, \"batch\": {\"minor\": %ld, \"major\": %ld}, "
+      "\"latency\": {\"minor\": %ld, \"major\": %ld}},\n"
+      " \"resident_growth_bytes\": {\"after_construction\": %ld, \"after_add_symbol\": %ld, \"after_run\": %ld},\n"
+      " \"anon_huge_pages_growth_bytes\": %ld, \"engine_memory_bytes\": %zu,\n"
+      " \"reserve\": {\"p50_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, \"max_ns\": %.1f, "
+      "\"faults\": {\"minor\": %ld, \"major\": %ld}, \"resident_growth_bytes\": {\"after_construction\": %ld, "
+      "\"after_add_symbol\": %ld, \"after_run\": %ld}},\n"
       " \"timer_overhead_ticks\": %.1f, \"ns_per_tick\": %.4f}\n",
-      ops, s.warmup, repeats, static_cast<unsigned long long>(seed), s.adds, s.cancels, s.crossing, s.mean_live,
-      s.max_levels, ops_per_s, batch_ops_per_s, static_cast<long long>(fill_qty), lat.p50, lat.p90, lat.p99,
-      lat.p999, lat.max, lat.overhead_ticks, lat.ns_per_tick);
+      ops, s.warmup, repeats, static_cast<unsigned long long>(seed), hft::kCapacity,
+      static_cast<long long>(hft::kMaxPrice), s.adds, s.cancels, s.crossing, s.mean_live, s.max_levels, ops_per_s,
+      batch_ops_per_s, static_cast<long long>(fill_qty), lat.p50, lat.p90, lat.p99, lat.p999, lat.max,
+      mixed_faults.minor, mixed_faults.major, batch_faults.minor, batch_faults.major, lat.faults.minor,
+      lat.faults.major, lat.memory.after_construction, lat.memory.after_add_symbol, lat.memory.after_run,
+      lat.memory.huge_after_add_symbol, lat.memory.mapped, lazy.p50, lazy.p99, lazy.p999, lazy.max,
+      lazy.faults.minor, lazy.faults.major, lazy.memory.after_construction, lazy.memory.after_add_symbol,
+      lazy.memory.after_run, lat.overhead_ticks, lat.ns_per_tick);
   return 0;
 }

@@ -5,16 +5,21 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hft_engine/batch.h"
 #include "hft_engine/engine.h"
+#include "hft_engine/page_mapping.h"
 
 namespace py = pybind11;
 
@@ -32,6 +37,63 @@ class FillBuffer final : public FillListener {
   std::vector<Fill> fills_;
 };
 
+/// Committed memory behind the arrays submit_batch returns, taken back when Python drops an array
+/// and lent to a later batch. Fresh numpy arrays come from the C heap, which maps and trims pages
+/// as it sees fit, so steady-state batches would keep faulting on their own output; recycled
+/// buffers are already resident. Only used with the GIL held (submit_batch before it releases the
+/// GIL, and the arrays' capsule destructors), so the GIL is its lock.
+class ArrayPool : public std::enable_shared_from_this<ArrayPool> {
+ public:
+  /// Free buffers kept for reuse, at most; the rest are unmapped when their array dies.
+  static constexpr std::size_t kMaxFree = 8;
+  /// Free bytes kept for reuse, at most (a whole-stream batch's buffers are not all worth keeping).
+  static constexpr std::size_t kMaxFreeBytes = std::size_t{128} << 20;
+
+  /// A 1-d numpy array of `count` T whose memory is a resident pool buffer (contents undefined).
+  template <typename T>
+  py::array_t<T> array(std::size_t count) {
+    PageMapping memory = take(count * sizeof(T));
+    T* data = static_cast<T*>(memory.data());
+    auto* lease = new Lease{shared_from_this(), std::move(memory)};
+    py::capsule owner(lease, [](void* p) {
+      auto* done = static_cast<Lease*>(p);
+      done->pool->give_back(std::move(done->memory));
+      delete done;
+    });
+    return py::array_t<T>(static_cast<py::ssize_t>(count), data, owner);
+  }
+
+ private:
+  struct Lease {
+    std::shared_ptr<ArrayPool> pool;
+    PageMapping memory;
+  };
+
+  PageMapping take(std::size_t bytes) {
+    // Whole powers of two: batches of one size produce fill arrays of varying length, and a
+    // rounded buffer serves the next one instead of making the pool map another.
+    bytes = std::bit_ceil(std::max(bytes, std::size_t{4096}));
+    std::size_t best = free_.size();
+    for (std::size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i].bytes() >= bytes && (best == free_.size() || free_[i].bytes() < free_[best].bytes())) best = i;
+    }
+    if (best == free_.size()) return PageMapping(bytes, MemoryMode::Prefault);
+    PageMapping memory = std::move(free_[best]);
+    free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(best));
+    free_bytes_ -= memory.bytes();
+    return memory;
+  }
+
+  void give_back(PageMapping memory) {
+    if (free_.size() >= kMaxFree || free_bytes_ + memory.bytes() > kMaxFreeBytes) return;  // unmapped here
+    free_bytes_ += memory.bytes();
+    free_.push_back(std::move(memory));
+  }
+
+  std::vector<PageMapping> free_;
+  std::size_t free_bytes_ = 0;
+};
+
 /// Maps an arbitrary Python int onto the 8-bit enum domain; out-of-range values become 255,
 /// which the engine rejects with InvalidSide / InvalidType instead of a Python TypeError.
 std::uint8_t to_code(std::int64_t value) noexcept {
@@ -46,7 +108,7 @@ SymbolId to_symbol(std::int64_t value) noexcept {
 /// not keep a batch and a single-order call from another thread apart.
 class PyEngine {
  public:
-  explicit PyEngine(std::uint32_t max_orders) : engine_(max_orders) {}
+  PyEngine(std::uint32_t max_orders, MemoryMode memory) : engine_(max_orders, memory) {}
 
   SymbolId add_symbol(const std::string& name, Price max_price) {
     std::lock_guard lock(mutex_);
@@ -109,23 +171,43 @@ class PyEngine {
 
   std::uint32_t max_orders() const noexcept { return engine_.max_orders(); }
 
+  MemoryMode memory_mode() const noexcept { return engine_.memory_mode(); }
+
+  std::size_t memory_bytes() {
+    std::lock_guard lock(mutex_);
+    return engine_.memory_bytes();
+  }
+
   py::tuple submit_batch(const py::array& orders) {
     check_order_array(orders);
     const auto n = static_cast<std::size_t>(orders.shape(0));
     const auto* rows = static_cast<const OrderRow*>(orders.data());
-    py::array_t<ResultRow> results(static_cast<py::ssize_t>(n));
+    py::array_t<ResultRow> results = arrays_->array<ResultRow>(n);
     ResultRow* out = results.mutable_data();
     std::vector<FillRow> fills;
     {
       py::gil_scoped_release release;
-      fills.reserve(n / 2 + 16);
       // Lock taken after the GIL is released and dropped before it is re-acquired: no lock-order
       // inversion with a thread that holds the GIL and waits for the lock.
       std::lock_guard lock(mutex_);
+      // Borrow the fill buffer of earlier batches: its pages are already committed, so appending
+      // fills takes no page fault until a batch produces more fills than any before it.
+      fills = std::move(spare_fills_);
+      fills.clear();
+      if (fills.capacity() < n / 2 + 16) {
+        // Commit the new capacity now (value-initialising writes every page), not fill by fill.
+        fills.resize(n / 2 + 16);
+        fills.clear();
+      }
       process_batch(engine_, std::span<const OrderRow>(rows, n), std::span<ResultRow>(out, n), fills);
     }
-    py::array_t<FillRow> fill_array(static_cast<py::ssize_t>(fills.size()));
+    py::array_t<FillRow> fill_array = arrays_->array<FillRow>(fills.size());
     if (!fills.empty()) std::memcpy(fill_array.mutable_data(), fills.data(), fills.size() * sizeof(FillRow));
+    {
+      // The GIL is held here, like in every single-order call: the same lock order as theirs.
+      std::lock_guard lock(mutex_);
+      if (fills.capacity() > spare_fills_.capacity()) spare_fills_ = std::move(fills);
+    }
     return py::make_tuple(std::move(results), std::move(fill_array));
   }
 
@@ -162,6 +244,8 @@ class PyEngine {
   Engine engine_;
   std::mutex mutex_;
   FillBuffer buffer_;
+  std::vector<FillRow> spare_fills_;  // fill buffer kept between batches (guarded by mutex_)
+  std::shared_ptr<ArrayPool> arrays_ = std::make_shared<ArrayPool>();  // outlives the engine while arrays do
 };
 
 }  // namespace
@@ -184,6 +268,10 @@ PYBIND11_MODULE(_core, m) {
       .value("IOC", hft::OrderType::Ioc)
       .value("CANCEL", hft::OrderType::Cancel)
       .finalize();
+  py::native_enum<hft::MemoryMode>(m, "MemoryMode", "enum.IntEnum")
+      .value("PREFAULT", hft::MemoryMode::Prefault)
+      .value("RESERVE", hft::MemoryMode::Reserve)
+      .finalize();
   auto status = py::native_enum<hft::Status>(m, "Status", "enum.IntEnum");
   for (int code = 0; code <= static_cast<int>(hft::Status::Capacity); ++code) {
     const auto value = static_cast<hft::Status>(code);
@@ -199,7 +287,8 @@ PYBIND11_MODULE(_core, m) {
   m.attr("DEFAULT_MAX_ORDERS") = hft::Engine::kDefaultMaxOrders;
 
   py::class_<hft::PyEngine>(m, "Engine")
-      .def(py::init<std::uint32_t>(), py::arg("max_orders") = hft::Engine::kDefaultMaxOrders)
+      .def(py::init<std::uint32_t, hft::MemoryMode>(), py::arg("max_orders") = hft::Engine::kDefaultMaxOrders,
+           py::kw_only(), py::arg("memory") = hft::MemoryMode::Prefault)
       .def("add_symbol", &hft::PyEngine::add_symbol, py::arg("name"), py::kw_only(),
            py::arg("max_price") = 1'000'000)
       .def("symbol_id", &hft::PyEngine::symbol_id, py::arg("name"))
@@ -209,5 +298,7 @@ PYBIND11_MODULE(_core, m) {
       .def("depth", &hft::PyEngine::depth, py::arg("symbol"), py::arg("levels") = 10)
       .def("live_orders", &hft::PyEngine::live_orders)
       .def_property_readonly("max_orders", &hft::PyEngine::max_orders)
+      .def_property_readonly("memory_mode", &hft::PyEngine::memory_mode)
+      .def_property_readonly("memory_bytes", &hft::PyEngine::memory_bytes)
       .def("submit_batch", &hft::PyEngine::submit_batch, py::arg("orders"));
 }

@@ -5,11 +5,13 @@
 
 namespace hft {
 
-Engine::Engine(std::uint32_t max_orders)
-    : pool_(max_orders == 0 || max_orders > kMaxOrdersLimit
+Engine::Engine(std::uint32_t max_orders, MemoryMode memory)
+    : memory_(is_valid(memory) ? memory : throw std::invalid_argument("memory mode must be Prefault or Reserve")),
+      pool_(max_orders == 0 || max_orders > kMaxOrdersLimit
                 ? throw std::invalid_argument("max_orders must be in 1..2^31")
-                : max_orders),
-      index_(max_orders) {}
+                : max_orders,
+            memory),
+      index_(max_orders, memory) {}
 
 SymbolId Engine::add_symbol(std::string_view name, Price max_price) {
   if (name.empty()) throw std::invalid_argument("symbol name must not be empty");
@@ -20,9 +22,15 @@ SymbolId Engine::add_symbol(std::string_view name, Price max_price) {
   std::string key(name);
   if (names_.contains(key)) throw std::invalid_argument("symbol '" + key + "' is already registered");
   const auto id = static_cast<SymbolId>(books_.size());
-  books_.push_back(std::make_unique<OrderBook>(id, max_price, pool_, index_));
+  books_.push_back(std::make_unique<OrderBook>(id, max_price, pool_, index_, memory_));
   names_.emplace(std::move(key), id);
   return id;
+}
+
+std::size_t Engine::memory_bytes() const noexcept {
+  std::size_t bytes = pool_.memory_bytes() + index_.memory_bytes();
+  for (const auto& book : books_) bytes += book->memory_bytes();
+  return bytes;
 }
 
 SymbolId Engine::symbol_id(std::string_view name) const {

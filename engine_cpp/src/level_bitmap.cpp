@@ -5,14 +5,20 @@
 
 namespace hft {
 
-LevelBitmap::LevelBitmap(std::size_t size) : size_(size) {
+LevelBitmap::LevelBitmap(std::size_t size, MemoryMode mode) : size_(size) {
   std::size_t bits = size == 0 ? 1 : size;
   for (;;) {
     const std::size_t words = (bits + 63) / 64;
-    tiers_.emplace_back(words);
+    tiers_.emplace_back(words, mode);
     if (words == 1) break;
     bits = words;  // the next tier holds one bit per word of this one
   }
+}
+
+std::size_t LevelBitmap::memory_bytes() const noexcept {
+  std::size_t bytes = 0;
+  for (const auto& tier : tiers_) bytes += tier.mapped_bytes();
+  return bytes;
 }
 
 std::size_t LevelBitmap::find_next(std::size_t i) const noexcept {

@@ -5,14 +5,14 @@
 
 namespace hft {
 
-OrderBook::OrderBook(SymbolId symbol, Price max_price, OrderPool& pool, OrderIndex& index)
+OrderBook::OrderBook(SymbolId symbol, Price max_price, OrderPool& pool, OrderIndex& index, MemoryMode mode)
     : symbol_(symbol),
       max_price_(max_price),
       best_ask_(max_price + 1),
       pool_(pool),
       index_(index),
-      levels_(static_cast<std::size_t>(max_price) + 2),
-      occupied_(static_cast<std::size_t>(max_price) + 2) {}
+      levels_(static_cast<std::size_t>(max_price) + 2, mode),
+      occupied_(static_cast<std::size_t>(max_price) + 2, mode) {}
 
 Quantity OrderBook::match(OrderId taker_id, Side side, Price limit, bool market, Quantity qty,
                           FillListener& listener) noexcept {

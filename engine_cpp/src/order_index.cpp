@@ -15,8 +15,8 @@ std::size_t table_size_for(std::uint32_t max_entries) {
 
 }  // namespace
 
-OrderIndex::OrderIndex(std::uint32_t max_entries)
-    : table_(table_size_for(max_entries)),
+OrderIndex::OrderIndex(std::uint32_t max_entries, MemoryMode mode)
+    : table_(table_size_for(max_entries), mode),
       mask_(table_.size() - 1),
       shift_(64u - static_cast<unsigned>(std::countr_zero(table_.size()))) {}
 

@@ -3,6 +3,6 @@
 
 namespace hft {
 
-OrderPool::OrderPool(std::uint32_t capacity) : slots_(capacity), capacity_(capacity) {}
+OrderPool::OrderPool(std::uint32_t capacity, MemoryMode mode) : slots_(capacity, mode), capacity_(capacity) {}
 
 }  // namespace hft

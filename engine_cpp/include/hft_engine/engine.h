@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "hft_engine/fill.h"
+#include "hft_engine/memory_mode.h"
 #include "hft_engine/order_book.h"
 #include "hft_engine/order_index.h"
 #include "hft_engine/order_pool.h"
@@ -53,14 +54,20 @@ class Engine {
   /// Hard upper bound on max_orders.
   static constexpr std::uint32_t kMaxOrdersLimit = 1u << 31;
 
-  /// Preallocates room for `max_orders` resting orders (1 .. 2^31); throws std::invalid_argument.
-  explicit Engine(std::uint32_t max_orders = kDefaultMaxOrders);
+  /// Maps room for `max_orders` resting orders (1 .. 2^31). With MemoryMode::Prefault (the
+  /// default) the pool and id index are committed here and each symbol's tables in add_symbol, so
+  /// the order path never faults on engine memory; MemoryMode::Reserve commits pages on first
+  /// touch instead. Throws std::invalid_argument for a bad max_orders or mode, std::bad_alloc when
+  /// the kernel refuses the memory.
+  explicit Engine(std::uint32_t max_orders = kDefaultMaxOrders, MemoryMode memory = MemoryMode::Prefault);
   /// Books hold references to the pool and index, so an Engine stays where it was built.
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  /// Registers a symbol with ticks 1..max_price and returns its id. Throws std::invalid_argument
-  /// for an empty or duplicate name or max_price outside 1..kMaxPriceLimit. Not on the order path.
+  /// Registers a symbol with ticks 1..max_price and returns its id; its level array and bitmap
+  /// (about 24 bytes per tick) are committed here under MemoryMode::Prefault. Throws
+  /// std::invalid_argument for an empty or duplicate name or max_price outside 1..kMaxPriceLimit,
+  /// std::bad_alloc when the kernel refuses the memory. Not on the order path.
   SymbolId add_symbol(std::string_view name, Price max_price);
 
   /// Id of a registered symbol, or -1.
@@ -83,6 +90,11 @@ class Engine {
   std::uint32_t max_orders() const noexcept { return pool_.capacity(); }
   /// Number of registered symbols.
   std::size_t symbol_count() const noexcept { return books_.size(); }
+  /// How the tables commit their memory (fixed at construction).
+  MemoryMode memory_mode() const noexcept { return memory_; }
+  /// Bytes mapped for all tables: pool, index and every symbol's levels and bitmap. All of it is
+  /// resident under MemoryMode::Prefault; under Reserve only the pages touched so far are.
+  std::size_t memory_bytes() const noexcept;
   /// The book of a registered symbol (for inspection); nullptr if unknown.
   const OrderBook* book(SymbolId symbol) const noexcept {
     return is_known(symbol) ? books_[static_cast<std::size_t>(symbol)].get() : nullptr;
@@ -93,6 +105,7 @@ class Engine {
     return symbol >= 0 && static_cast<std::size_t>(symbol) < books_.size();
   }
 
+  MemoryMode memory_;
   OrderPool pool_;
   OrderIndex index_;
   std::vector<std::unique_ptr<OrderBook>> books_;

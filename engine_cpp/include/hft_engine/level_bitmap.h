@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "hft_engine/memory_mode.h"
 #include "hft_engine/zeroed_array.h"
 
 namespace hft {
@@ -17,8 +18,8 @@ class LevelBitmap {
   /// Returned by find_next/find_prev when nothing is set in the searched direction.
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 
-  /// Creates an empty set over 0..size-1.
-  explicit LevelBitmap(std::size_t size);
+  /// Creates an empty set over 0..size-1, its words committed according to `mode`.
+  explicit LevelBitmap(std::size_t size, MemoryMode mode = MemoryMode::Prefault);
 
   /// Marks tick i non-empty.
   void set(std::size_t i) noexcept {
@@ -48,6 +49,9 @@ class LevelBitmap {
   std::size_t find_next(std::size_t i) const noexcept;
   /// Largest marked tick <= i, or npos. `i` may be >= size (treated as size-1).
   std::size_t find_prev(std::size_t i) const noexcept;
+
+  /// Bytes mapped for all tiers.
+  std::size_t memory_bytes() const noexcept;
 
  private:
   std::size_t size_;

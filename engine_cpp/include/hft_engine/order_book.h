@@ -9,6 +9,7 @@
 
 #include "hft_engine/fill.h"
 #include "hft_engine/level_bitmap.h"
+#include "hft_engine/memory_mode.h"
 #include "hft_engine/order_index.h"
 #include "hft_engine/order_pool.h"
 #include "hft_engine/price_level.h"
@@ -21,8 +22,10 @@ namespace hft {
 /// level array: every non-empty tick <= best bid is a bid level, every one >= best ask an ask level.
 class OrderBook {
  public:
-  /// Book for ticks 1..max_price, storing orders in the engine-wide `pool` and `index`.
-  OrderBook(SymbolId symbol, Price max_price, OrderPool& pool, OrderIndex& index);
+  /// Book for ticks 1..max_price, storing orders in the engine-wide `pool` and `index`; its level
+  /// array and bitmap are committed according to `mode`.
+  OrderBook(SymbolId symbol, Price max_price, OrderPool& pool, OrderIndex& index,
+            MemoryMode mode = MemoryMode::Prefault);
 
   /// Matches an incoming order against the opposite side, best price first, oldest first within a
   /// level. `limit` is the worst acceptable price (ignored when `market`). Returns filled quantity.
@@ -48,6 +51,8 @@ class OrderBook {
   Price max_price() const noexcept { return max_price_; }
   /// Symbol id of this book.
   SymbolId symbol() const noexcept { return symbol_; }
+  /// Bytes mapped for the level array and the bitmap.
+  std::size_t memory_bytes() const noexcept { return levels_.mapped_bytes() + occupied_.memory_bytes(); }
 
  private:
   void unlink(PriceLevel& level, const Order& order) noexcept;

@@ -3,8 +3,10 @@
 /// (symbol, order id) -> pool slot map: preallocated open addressing with linear probing and
 /// backward-shift deletion (no tombstones), so lookups stay short however long the engine runs.
 
+#include <cstddef>
 #include <cstdint>
 
+#include "hft_engine/memory_mode.h"
 #include "hft_engine/types.h"
 #include "hft_engine/zeroed_array.h"
 
@@ -13,8 +15,8 @@ namespace hft {
 /// Hash index of live orders. Capacity is fixed at construction (load factor <= 0.5).
 class OrderIndex {
  public:
-  /// Sizes the table for up to `max_entries` live orders.
-  explicit OrderIndex(std::uint32_t max_entries);
+  /// Sizes the table for up to `max_entries` live orders, committed according to `mode`.
+  explicit OrderIndex(std::uint32_t max_entries, MemoryMode mode = MemoryMode::Prefault);
 
   /// Slot of the live order (symbol, id), or kNoSlot.
   SlotIndex find(SymbolId symbol, OrderId id) const noexcept {
@@ -35,10 +37,13 @@ class OrderIndex {
   /// Removes (symbol, id); returns false if it was not present.
   bool erase(SymbolId symbol, OrderId id) noexcept;
 
+  /// Bytes mapped for the table.
+  std::size_t memory_bytes() const noexcept { return table_.mapped_bytes(); }
+
  private:
   struct Entry {
     OrderId id;
-    std::uint32_t slot_plus_one;  // 0 marks an empty entry, so calloc'd memory is an empty table
+    std::uint32_t slot_plus_one;  // 0 marks an empty entry, so zero-filled memory is an empty table
     SymbolId symbol;
   };
 

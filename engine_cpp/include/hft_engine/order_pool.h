@@ -3,8 +3,10 @@
 /// Preallocated storage for resting orders with an intrusive free list: acquiring and releasing a
 /// slot is O(1) and never touches the heap after construction.
 
+#include <cstddef>
 #include <cstdint>
 
+#include "hft_engine/memory_mode.h"
 #include "hft_engine/order.h"
 #include "hft_engine/types.h"
 #include "hft_engine/zeroed_array.h"
@@ -14,8 +16,8 @@ namespace hft {
 /// Fixed-capacity slab of Order slots shared by all books of an Engine.
 class OrderPool {
  public:
-  /// Reserves `capacity` slots (1 .. 2^31).
-  explicit OrderPool(std::uint32_t capacity);
+  /// Maps `capacity` slots (1 .. 2^31), committed according to `mode`.
+  explicit OrderPool(std::uint32_t capacity, MemoryMode mode = MemoryMode::Prefault);
 
   /// Takes a free slot, or returns kNoSlot when all `capacity` slots are live.
   SlotIndex acquire() noexcept {
@@ -50,6 +52,8 @@ class OrderPool {
   std::uint32_t live() const noexcept { return live_; }
   /// Total number of slots.
   std::uint32_t capacity() const noexcept { return capacity_; }
+  /// Bytes mapped for the slots.
+  std::size_t memory_bytes() const noexcept { return slots_.mapped_bytes(); }
 
  private:
   ZeroedArray<Order> slots_;

@@ -8,8 +8,8 @@
 
 namespace hft {
 
-/// One tick of a book. Zero-initialised memory is a valid empty level (order_count == 0), which
-/// lets the book allocate its level array lazily with calloc.
+/// One tick of a book. Zero-filled memory is a valid empty level (order_count == 0), so a freshly
+/// mapped level array needs no initialisation pass.
 struct PriceLevel {
   SlotIndex head;              ///< oldest order (first to match); meaningless when empty
   SlotIndex tail;              ///< newest order; meaningless when empty

@@ -17,6 +17,10 @@ class OrderType(enum.IntEnum):
     IOC = 2
     CANCEL = 3
 
+class MemoryMode(enum.IntEnum):
+    PREFAULT = 0
+    RESERVE = 1
+
 class Status(enum.IntEnum):
     OK = 0
     INVALID_QTY = 1
@@ -39,9 +43,13 @@ _Fill = tuple[int, int, int, int]  # (maker_id, taker_id, price, qty)
 _Level = tuple[int, int, int]  # (price, total_qty, order_count)
 
 class Engine:
-    def __init__(self, max_orders: int = 1048576) -> None: ...
+    def __init__(self, max_orders: int = 1048576, *, memory: MemoryMode = MemoryMode.PREFAULT) -> None: ...
     @property
     def max_orders(self) -> int: ...
+    @property
+    def memory_mode(self) -> MemoryMode: ...
+    @property
+    def memory_bytes(self) -> int: ...
     def add_symbol(self, name: str, *, max_price: int = 1000000) -> int: ...
     def symbol_id(self, name: str) -> int: ...
     def submit(
