@@ -199,8 +199,9 @@ def hft_baseline(request: pytest.FixtureRequest, hft_platform: Platform) -> Base
 
 @pytest.fixture
 def hft_scale(request: pytest.FixtureRequest, hft_platform: Platform) -> ScaleRunner:
-    """Another replica profile beside the platform: ``hft_scale.run(profile="scale4", duration=8)`` deploys
-    it in its own namespace, drives closed-loop load through it and the platform, and deletes it."""
+    """The platform with other replicas beside the session's: ``hft_scale.run(replicas={"backend": 4},
+    duration=8)`` (or another overlay, ``profile="scale4"``) deploys it in its own namespace, drives
+    closed-loop load through it and the session's platform, and deletes it."""
     from pytest_hftk8s.orchestration.scale import ScaleRunner
 
     return ScaleRunner(_runtime(request), request.node)

@@ -1,7 +1,8 @@
 """The field report's scaled case on any backend: another replica profile beside the session's platform.
 
 :func:`run_scaled` measures the session platform's closed-loop capacity (the one-backend baseline),
-then deploys ``profile`` (e.g. ``scale4``: 4 backend replicas, 1 engine, the same limits) into its own
+then deploys the session's overlay with other ``replicas`` (e.g. 4 backends: the same limits, reached
+the same way as the session's platform) or another ``profile`` (e.g. ``scale4``) into its own
 namespace through the cluster selector - a second local cluster, or a second namespace of the kube
 context - gates it, drives the same closed-loop load through its nginx, reads every pod's restarts
 and termination reasons, and always deletes it. When the session itself runs ``profile`` it measures
@@ -11,12 +12,14 @@ the session's platform and there is no one-backend run to compare with. It measu
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pytest
 
 from pytest_hftk8s.cluster.base import Cluster
 from pytest_hftk8s.credentials import new_password, with_db_secret
+from pytest_hftk8s.errors import ConfigError
 from pytest_hftk8s.gate import GateConfig, ReadinessGate
 from pytest_hftk8s.manifests import render
 from pytest_hftk8s.orchestration.load import driver_for
@@ -53,12 +56,30 @@ def _closed_loop(
 
 
 def run_scaled(
-    runtime: HftRuntime, item: pytest.Item, *, profile: str, duration: float, connections: int = 32
+    runtime: HftRuntime,
+    item: pytest.Item,
+    *,
+    profile: str | None = None,
+    replicas: Mapping[str, int] | None = None,
+    duration: float,
+    connections: int = 32,
 ) -> tuple[ScaleRecord, LoadSummary, LoadSummary | None]:
-    """(the scale record, the scaled run, the one-backend run on the session platform or ``None``)."""
+    """(the scale record, the scaled run, the one-backend run on the session platform or ``None``).
+
+    ``replicas`` (e.g. ``{"backend": 4}``) deploys the session's own overlay with those replica counts,
+    so the scaled platform is reached the way the session's is (its LoadBalancer, NodePort or
+    loopback) and the two runs differ only in replicas; ``profile`` deploys another overlay instead.
+    """
+    if (profile is None) == (replicas is None):
+        raise ConfigError(
+            "hft_scale.run: give either profile= (another overlay) or replicas= (the session's)"
+        )
     platform = runtime.require_platform()
     runtime.hold_measurement()
     one: LoadSummary | None = None
+    if replicas is not None:
+        profile = runtime.settings.profile + "".join(f" {k}={v}" for k, v in sorted(replicas.items()))
+    assert profile is not None
     if runtime.settings.profile == profile:
         cluster, nginx, deployed_s, namespace = platform.cluster, platform.nginx, 0.0, platform.namespace
         scaled = _measure(
@@ -72,7 +93,12 @@ def run_scaled(
     began = time.monotonic()
     cluster = runtime.another_cluster(namespace)
     try:
-        objects = render(profile, root=runtime.settings.manifests_dir)
+        objects = render(
+            runtime.settings.profile if replicas is not None else profile,
+            root=runtime.settings.manifests_dir,
+            images=_images(runtime),
+            replicas=replicas,
+        )
         cluster.apply(
             with_db_secret(objects, password=new_password(), secret_name=runtime.settings.db_secret)
         )
@@ -126,6 +152,15 @@ def _measure(
     return record, load
 
 
+def _images(runtime: HftRuntime) -> dict[str, str]:
+    """The image references the session's platform runs (computed again, never rebuilt)."""
+    from pytest_hftk8s.cluster.select import platform_images
+
+    s = runtime.settings
+    assert s.cluster is not None
+    return platform_images(s.cluster, mode="skip", registry=s.registry, progress=runtime.progress)
+
+
 class ScaleRunner:
     """What the ``hft_scale`` fixture hands out: ``run(profile=..., duration=...)`` for the running test."""
 
@@ -134,8 +169,14 @@ class ScaleRunner:
         self._item = item
 
     def run(
-        self, *, profile: str, duration: float, connections: int = 32
+        self,
+        *,
+        profile: str | None = None,
+        replicas: Mapping[str, int] | None = None,
+        duration: float,
+        connections: int = 32,
     ) -> tuple[ScaleRecord, LoadSummary, LoadSummary | None]:
         return run_scaled(
-            self._runtime, self._item, profile=profile, duration=duration, connections=connections
-        )
+            self._runtime, self._item, profile=profile, replicas=replicas, duration=duration,
+            connections=connections,
+        )  # fmt: skip

@@ -38,3 +38,7 @@ def emulated(tmp_path: Path) -> Iterator[Callable[..., EmulatedCluster]]:
             if any(run_id in p.name for run_id in run_ids)
         ]
         assert not left, f"cgroups left behind: {left}"
+        # Nor its kubeconfig or the namespaces' state directories.
+        emulated_state = tmp_path / "state" / "emulated"
+        leftovers = sorted(str(p) for p in emulated_state.rglob("*")) if emulated_state.exists() else []
+        assert not emulated_state.exists(), f"state left behind: {leftovers}"

@@ -15,6 +15,7 @@ Service's address is one ready pod's loopback address).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -129,6 +130,15 @@ class EmulatedEnvironment:
             self.served.stop()
             registry.unregister(self._key)
             Path(self.kubeconfig).unlink(missing_ok=True)
+            _remove_empty(Path(self.kubeconfig).parent)
+
+
+def _remove_empty(directory: Path) -> None:
+    """Remove the namespaces' state directories the bridge's local clusters emptied, then ``directory``
+    itself when nothing else is in it (another emulated session's files stay: rmdir fails on them)."""
+    for path in [*directory.glob("*/"), directory]:
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 class EmulatedCluster(KubernetesCluster):
