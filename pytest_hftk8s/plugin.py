@@ -92,16 +92,23 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip("declares SLOs (hft_slo); needs --hft-cluster=local (or a kube context), or HFT_CLUSTER")
 
 
+def _is_our_sweep(item: pytest.Item) -> bool:
+    """Marked ``sweep`` and asking for ``hft_sweep``: a user's own ``sweep`` marker is not ours to touch."""
+    return item.get_closest_marker(SWEEP_MARK) is not None and "hft_sweep" in getattr(
+        item, "fixturenames", ()
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # The sweep takes minutes: a plain run of the suites must not start it by accident.
     settings = config.stash.get(settings_key, None)
     markexpr = config.getoption("markexpr", "") or ""
     if (settings is not None and settings.sweep) or SWEEP_MARK in re.findall(r"\w+", markexpr):
         return
-    sweeps = [item for item in items if item.get_closest_marker(SWEEP_MARK)]
+    sweeps = [item for item in items if _is_our_sweep(item)]
     if sweeps:
         config.hook.pytest_deselected(items=sweeps)
-        items[:] = [item for item in items if not item.get_closest_marker(SWEEP_MARK)]
+        items[:] = [item for item in items if not _is_our_sweep(item)]
 
 
 def _runtime(request: pytest.FixtureRequest) -> HftRuntime:

@@ -17,7 +17,7 @@ def two_tests(pytester: pytest.Pytester) -> None:
         import pytest
 
         @pytest.mark.sweep
-        def test_the_sweep():
+        def test_the_sweep(hft_sweep):
             pass
 
         def test_other():
@@ -43,6 +43,22 @@ def test_sweep_is_deselected_unless_asked_for(
 ) -> None:
     result = pytester.runpytest(*base_args, "--co", "-q", *args)
     assert _collected(result) == expected, result.stdout.str()
+
+
+def test_a_users_own_sweep_marker_is_left_alone(pytester: pytest.Pytester, base_args: list[str]) -> None:
+    # Installed, the plugin loads in every pytest run: a test marked sweep that does not use the
+    # plugin's sweep is someone else's, and stays selected.
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.sweep
+        def test_theirs():
+            pass
+        """
+    )
+    result = pytester.runpytest(*base_args, "--co", "-q", "-p", "no:randomly")
+    assert _collected(result) == ["test_theirs"], result.stdout.str()
 
 
 def test_env_variable_selects_the_sweep(
