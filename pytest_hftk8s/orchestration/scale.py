@@ -96,7 +96,7 @@ def run_scaled(
         objects = render(
             runtime.settings.profile if replicas is not None else profile,
             root=runtime.settings.manifests_dir,
-            images=_images(runtime),
+            images=session_images(runtime),
             replicas=replicas,
         )
         cluster.apply(
@@ -152,8 +152,9 @@ def _measure(
     return record, load
 
 
-def _images(runtime: HftRuntime) -> dict[str, str]:
-    """The image references the session's platform runs (computed again, never rebuilt)."""
+def session_images(runtime: HftRuntime) -> dict[str, str]:
+    """The image references the session's platform runs (computed again, never rebuilt): what a
+    platform deployed beside it (another replica count, a sweep point) must run too."""
     from pytest_hftk8s.cluster.select import platform_images
 
     s = runtime.settings

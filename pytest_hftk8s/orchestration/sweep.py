@@ -41,6 +41,7 @@ from pytest_hftk8s.load.driver import LoadDriver
 from pytest_hftk8s.manifests import render
 from pytest_hftk8s.orchestration.load import driver_for
 from pytest_hftk8s.orchestration.recorder import state_of
+from pytest_hftk8s.orchestration.scale import session_images
 from pytest_hftk8s.results import (
     Bottleneck,
     LoadSummary,
@@ -164,7 +165,9 @@ def _measure(
     until = began + budget_s - RESERVE_S
     cluster = runtime.another_cluster(namespace)
     try:
-        objects = render(s.profile, root=s.manifests_dir, images=_images(runtime), replicas={"backend": n})
+        objects = render(
+            s.profile, root=s.manifests_dir, images=session_images(runtime), replicas={"backend": n}
+        )
         cluster.apply(with_db_secret(objects, password=new_password(), secret_name=s.db_secret))
         gate_s = max(1.0, min(s.gate_timeout, until - time.monotonic() - plan.probe_s - PROBE_OVERHEAD_S))
         ReadinessGate(cluster, config=GateConfig(timeout_s=gate_s), progress=runtime.progress).wait()
@@ -194,15 +197,6 @@ def _measure(
             cluster.delete_all()
         finally:
             cluster.close()
-
-
-def _images(runtime: HftRuntime) -> dict[str, str]:
-    """The references the session's platform runs (computed again, never rebuilt: it built them)."""
-    from pytest_hftk8s.cluster.select import platform_images
-
-    s = runtime.settings
-    assert s.cluster is not None
-    return platform_images(s.cluster, mode="skip", registry=s.registry, progress=runtime.progress)
 
 
 def _prober(
