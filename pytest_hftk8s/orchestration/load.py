@@ -64,6 +64,10 @@ def _shared(runtime: HftRuntime, key: str, cls: type[T], measure: Callable[[], T
     """This process's ``key``, else the one another worker published, else measured now and published."""
     value: T | None = getattr(runtime, key)
     if value is None:
+        # Check-then-measure under the measurement lock, so two workers never both measure: the
+        # second waits for the first's window and reads what it published. (Without it, each worker
+        # measured its own capacity, and one compared its offered rate to the other's baseline.)
+        runtime.hold_measurement()
         published = runtime.published(key)
         value = from_dict(cls, published) if published else measure()
         if not published:

@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -136,6 +137,10 @@ def test_bundled_suite_through_the_kubernetes_backend_with_two_workers(
     assert summary["cluster"] == "emulated"
     assert summary["profile"] == "emulated"
     assert summary["capacity"]["source"] == "measured"  # measured once, by one worker, known to all
+    # Once: two workers that both measured compared one's offered rate to the other's baseline.
+    loads = (pytester.path / "hft-report" / "load").glob("capacity-*.json")
+    capacity_runs = sorted(p.name for p in loads if re.fullmatch(r"capacity-\d+\.json", p.name))
+    assert len(capacity_runs) == 1, capacity_runs
     windows = sorted((t["window"]["start"], t["window"]["end"], t["nodeid"]) for t in summary["tests"])
     for (_, end, first), (start, _, second) in itertools.pairwise(windows):
         assert end <= start, f"{first} and {second} measured at the same time"
