@@ -111,6 +111,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not _is_our_sweep(item)]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # --hft-repeat=N: every load phase (a test using hft_load) runs N times on the same deployment.
+    settings = metafunc.config.stash.get(settings_key, None)
+    if settings is None or not settings.active or settings.repeat <= 1:
+        return
+    if "hft_load" not in metafunc.fixturenames:
+        return
+    from pytest_hftk8s.orchestration.recorder import REPEAT_FIXTURE
+
+    if REPEAT_FIXTURE not in metafunc.fixturenames:
+        metafunc.fixturenames.append(REPEAT_FIXTURE)
+    metafunc.parametrize(
+        REPEAT_FIXTURE, range(1, settings.repeat + 1), indirect=True, ids=lambda n: f"rep{n}"
+    )
+
+
+@pytest.fixture
+def hft_repeat_index(request: pytest.FixtureRequest) -> int:
+    """Which repeat of ``--hft-repeat=N`` this is (1..N); 1 when the test is not repeated."""
+    return int(getattr(request, "param", 1))
+
+
 def _runtime(request: pytest.FixtureRequest) -> HftRuntime:
     runtime = request.config.stash.get(runtime_key, None)
     if runtime is None:

@@ -22,14 +22,17 @@ __all__ = [
     "Bottleneck",
     "Capacity",
     "ChaosRecord",
+    "Comparison",
     "DigestRow",
     "FillCheck",
     "Intensity",
     "LoadSummary",
+    "MeasureComparison",
     "OomSequence",
     "PlatformInfo",
     "Recovery",
     "ResilienceScore",
+    "RunIdentity",
     "SaturationSignal",
     "ScaleRecord",
     "ScoreItem",
@@ -517,9 +520,17 @@ class TestRecord:
     series_window: Window | None = None
     bottleneck: Bottleneck | None = None  # named when a throughput or latency SLO was missed
     sweep: SweepResult | None = None
+    # --hft-repeat=N: which repeat this is (1..N), and the test's id without the repeat ("case");
+    # repeats of one case are the blocks a comparison resamples. Without repeats: 1 and the nodeid.
+    repeat: int = 1
+    case: str = ""
 
     def load(self, name: str) -> LoadSummary | None:
         return next((s for s in self.loads if s.name == name), None)
+
+    @property
+    def case_id(self) -> str:
+        return self.case or self.nodeid
 
 
 T = TypeVar("T")
@@ -575,6 +586,79 @@ class Totals:
 
 
 @dataclass
+class RunIdentity:
+    """Which run a report is: what a comparison names its baseline by."""
+
+    commit: str = ""  # the git commit of the tests' repository, when it is one
+    dirty: bool = False
+    started: float = 0.0
+    machine: str = ""  # hostname
+    cpu_model: str = ""
+    cores: int = 0
+    python: str = ""
+    plugin_version: str = ""
+    path: str = ""  # where the baseline was read from (a comparison's baseline only)
+
+
+@dataclass
+class MeasureComparison:
+    """One measure of one test (or load run) in the current run against the baseline run.
+
+    ``effect`` is the relative change of the current point estimate, ``current / baseline - 1``;
+    ``ci`` its interval at the comparison's confidence. The verdict counts a change only when the
+    whole interval lies beyond ``min_effect`` (the default minimum, or the baseline's own
+    repeat-to-repeat ``noise`` when that is wider), in the measure's bad or good direction.
+    """
+
+    test: str  # the case (nodeid without the repeat), or "session"
+    load: str  # the load run's name; "" for a test-level or session-level measure
+    measure: str  # throughput | client_p50_ms | client_p99_ms | recovery_s | resilience_score
+    unit: str
+    better: str  # "higher" | "lower"
+    verdict: str  # regressed | improved | unchanged | inconclusive
+    baseline: float | None = None
+    current: float | None = None
+    effect: float | None = None
+    ci: tuple[float, float] | None = None
+    min_effect: float = 0.05
+    noise: float | None = None  # the baseline's relative spread between its repeats
+    method: str = ""
+    p_value: float | None = None  # Mann-Whitney U, two-sided, where it fits
+    n_baseline: int = 0  # samples (per-second values, or one per repeat)
+    n_current: int = 0
+    repeats_baseline: int = 0
+    repeats_current: int = 0
+    known: bool = False  # regressed in the baseline's own comparison too: not a new alert
+    reason: str = ""  # why inconclusive, or what the verdict rests on
+    # What the report overlays for a regression: per-second samples, or quantiles on ``grid``.
+    distribution: str = "samples"  # "samples" | "quantiles"
+    grid: list[float] = field(default_factory=list)  # quantile levels (0-100) of a "quantiles" distribution
+    baseline_values: list[float] = field(default_factory=list)
+    current_values: list[float] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.test}::{self.load}::{self.measure}" if self.load else f"{self.test}::{self.measure}"
+
+
+@dataclass
+class Comparison:
+    """The current run against a baseline run (``--hft-compare``): a verdict per measure."""
+
+    baseline: RunIdentity
+    current: RunIdentity
+    verdict: str  # regressed (a new regression) | improved | unchanged | inconclusive
+    measures: list[MeasureComparison] = field(default_factory=list)
+    min_effect: float = 0.05
+    confidence: float = 0.95
+    resamples: int = 0
+    regressions: list[str] = field(default_factory=list)  # keys of new regressions
+    known_regressions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # e.g. another machine, another offered rate
+    fail_on_regression: bool = False
+
+
+@dataclass
 class SessionReport:
     """What ``summary.json`` holds and ``index.html`` shows."""
 
@@ -590,3 +674,6 @@ class SessionReport:
     tests: list[TestRecord] = field(default_factory=list)
     resilience: list[DigestRow] = field(default_factory=list)
     score: ResilienceScore | None = None
+    identity: RunIdentity | None = None
+    repeat: int = 1  # --hft-repeat
+    comparison: Comparison | None = None

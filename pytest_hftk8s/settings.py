@@ -197,6 +197,53 @@ def parse_fault(value: str) -> str:
     return f"{name}={target}"
 
 
+def parse_repeat(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= 50:
+        raise ConfigError(f"--hft-repeat: expected a whole number of repeats from 1 to 50; got {value!r}")
+    return number
+
+
+def parse_compare(value: str) -> pathlib.Path:
+    """A previous ``hft-report/`` directory or its ``summary.json`` (checked when the session reads it)."""
+    value = value.strip()
+    if not value:
+        raise ConfigError(
+            "--hft-compare: expected a previous hft-report/ directory or its summary.json; got ''"
+        )
+    return pathlib.Path(value).expanduser()
+
+
+def parse_min_effect(value: str) -> float:
+    try:
+        number = float(value.strip().rstrip("%")) / (100 if value.strip().endswith("%") else 1)
+    except ValueError:
+        number = math.nan
+    if not 0 < number < 1:
+        raise ConfigError(
+            f"--hft-min-effect: expected a relative change in (0, 1), e.g. 0.05 or 5%; got {value!r}"
+        )
+    return number
+
+
+def parse_cpu_limit_scale(value: str) -> str:
+    """``WORKLOAD=FACTOR``: scale that workload's CPU limits (and requests above them) by FACTOR in (0, 4]."""
+    name, sep, factor = (part.strip() for part in value.partition("="))
+    try:
+        number = float(factor)
+    except ValueError:
+        number = math.nan
+    if not sep or not _DNS_LABEL.match(name) or not 0 < number <= 4:
+        raise ConfigError(
+            "--hft-cpu-limit-scale: expected WORKLOAD=FACTOR with a Deployment or StatefulSet name and a "
+            f"factor in (0, 4], e.g. backend=0.7 (a 30% cut); got {value!r}"
+        )
+    return f"{name}={number:g}"
+
+
 @dataclass(frozen=True)
 class Option:
     flag: str
@@ -443,6 +490,45 @@ OPTIONS = (
         parse_seconds,
         10.0,
     ),
+    # -- nightly comparisons (pytest_hftk8s/slo/compare.py) --
+    Option(
+        "--hft-repeat",
+        "run each load phase of the bundled suites (every test that uses hft_load) N times on the same "
+        "deployment; each repeat is recorded, and a comparison resamples repeats as blocks (default: 1)",
+        parse_repeat,
+        1,
+    ),
+    Option(
+        "--hft-compare",
+        "a previous run's hft-report/ directory (or its summary.json) to compare this run with: a "
+        "verdict per test and measure (regressed, improved, unchanged, inconclusive) with its interval",
+        parse_compare,
+        needs_cluster=True,
+    ),
+    Option(
+        "--hft-min-effect",
+        "the smallest relative change a comparison calls a regression or an improvement, when the "
+        "baseline's repeat-to-repeat noise is not wider (default: 0.05)",
+        parse_min_effect,
+        0.05,
+    ),
+    Option(
+        "--hft-fail-on-regression",
+        "with --hft-compare: a new regression fails the session (exit status 1); without it the "
+        "comparison only reports",
+        parse_bool,
+        False,
+        True,
+    ),
+    Option(
+        "--hft-cpu-limit-scale",
+        "scale a workload's CPU limit in the rendered overlay, WORKLOAD=FACTOR (e.g. backend=0.7, a 30%% "
+        "cut: the regression gate's known slowdown); may be given several times",
+        parse_cpu_limit_scale,
+        (),
+        repeatable=True,
+        needs_cluster=True,
+    ),
     # -- the scaling sweep (-m sweep; pytest_hftk8s/suites/test_sweep.py) --
     Option(
         "--hft-sweep",
@@ -529,6 +615,11 @@ class HftSettings:
     sweep_probe_seconds: float = 5.0
     sweep_p99_ms: float = 100.0
     sweep_min_ratio: float = 0.95
+    repeat: int = 1
+    compare: pathlib.Path | None = None  # a previous report directory or summary.json
+    min_effect: float = 0.05
+    fail_on_regression: bool = False
+    cpu_limit_scale: tuple[str, ...] = ()  # "WORKLOAD=FACTOR"
     explicit: frozenset[str] = frozenset()  # settings the user gave (flag, env or ini)
 
     @property
@@ -576,6 +667,9 @@ def resolve(
     values["chaos_dry_run"] = bool(values["chaos_dry_run"])
     values["grafana"] = bool(values["grafana"])
     values["sweep"] = bool(values["sweep"])
+    values["fail_on_regression"] = bool(values["fail_on_regression"])
+    if values["compare"] is not None and not values["compare"].is_absolute():
+        values["compare"] = rootpath / values["compare"]
     settings = HftSettings(**values, explicit=frozenset(explicit))
     _check_combinations(settings)
     return settings
@@ -624,6 +718,11 @@ def _check_combinations(s: HftSettings) -> None:
         raise ConfigError(
             f"--hft-emulate-fault applies to --hft-cluster=emulated only (its bridge plays the faults); "
             f"got --hft-cluster={s.cluster}. Drop the option or use --hft-cluster=emulated"
+        )
+    if s.fail_on_regression and s.compare is None:
+        raise ConfigError(
+            "--hft-fail-on-regression needs a baseline to find a regression against: add "
+            "--hft-compare=<a previous hft-report/ directory>"
         )
     if s.grafana and s.cluster in ("local", "emulated"):
         raise ConfigError(

@@ -120,6 +120,22 @@ def _measure_capacity(runtime: HftRuntime, item: pytest.Item) -> Capacity:
     ) as run:
         pass
     summary = run.summary
+    compared = runtime.compare_baseline.capacity if runtime.compare_baseline is not None else None
+    if compared is not None and compared.offered_rate > 0 and summary is not None:
+        # A comparison is at the baseline's load: latency at another offered rate is another measure.
+        runtime.progress(
+            f"capacity: {summary.achieved_rate:.0f} requests/s closed loop; the suites offer the "
+            f"baseline run's {compared.offered_rate:g}/s (--hft-compare)"
+        )
+        return Capacity(
+            offered_rate=compared.offered_rate,
+            source="--hft-compare baseline",
+            closed_loop_rate=summary.achieved_rate,
+            connections=CAPACITY_CONNECTIONS,
+            utilization=compared.offered_rate / summary.achieved_rate if summary.achieved_rate > 0 else None,
+            window=summary.order_window,
+            load=summary,
+        )
     if summary is None or not summary.valid or summary.achieved_rate <= 0:
         raise HftError(
             f"expected a valid closed-loop capacity run against the platform; got "

@@ -75,6 +75,24 @@ class TestState:
 
 state_key = pytest.StashKey[TestState]()
 
+#: ``--hft-repeat=N`` parametrizes every test that uses ``hft_load`` with this fixture (ids ``rep1``..).
+REPEAT_FIXTURE = "hft_repeat_index"
+
+
+def repeat_of(item: pytest.Item) -> tuple[int, str]:
+    """(which repeat the item is, its id without the repeat); (1, "") when it is not repeated."""
+    callspec = getattr(item, "callspec", None)
+    n = callspec.params.get(REPEAT_FIXTURE) if callspec is not None else None
+    if not isinstance(n, int):
+        return 1, ""
+    head, sep, ids = item.nodeid.partition("[")
+    parts = ids[:-1].split("-") if sep else []
+    if f"rep{n}" in parts:
+        parts.reverse()
+        parts.remove(f"rep{n}")  # the last such token: parametrize ids are joined in order
+        parts.reverse()
+    return n, f"{head}[{'-'.join(parts)}]" if parts else head
+
 
 def state_of(item: pytest.Item) -> TestState:
     state = item.stash.get(state_key, None)
@@ -84,6 +102,7 @@ def state_of(item: pytest.Item) -> TestState:
 
 
 def record(item: pytest.Item, state: TestState, report: pytest.TestReport) -> TestRecord:
+    repeat, case = repeat_of(item)
     return TestRecord(
         nodeid=item.nodeid,
         phase=report.when,
@@ -94,6 +113,8 @@ def record(item: pytest.Item, state: TestState, report: pytest.TestReport) -> Te
         scale=list(state.scale),
         rates=dict(state.rates),
         sweep=state.sweep,
+        repeat=repeat,
+        case=case,
     )
 
 
@@ -102,7 +123,7 @@ def merge(into: TestRecord, report: Any, hft: TestRecord | None) -> None:
     into.duration += report.duration
     if hft is not None:
         for name in ("window", "slos", "loads", "chaos", "scale", "rates", "bundle", "series", "series_window",
-                     "bottleneck", "sweep"):  # fmt: skip
+                     "bottleneck", "sweep", "repeat", "case"):  # fmt: skip
             value = getattr(hft, name)
             if value:
                 setattr(into, name, value)

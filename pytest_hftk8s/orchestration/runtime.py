@@ -28,8 +28,11 @@ from pytest_hftk8s.orchestration.recorder import TestState, merge, record, state
 from pytest_hftk8s.results import (
     Baseline,
     Capacity,
+    Comparison,
     PlatformInfo,
     ResilienceScore,
+    RunIdentity,
+    SessionReport,
     TestRecord,
     Window,
     from_dict,
@@ -75,6 +78,26 @@ class HftRuntime:
         self._running: str | None = None  # the test whose protocol is under way
         #: Labels what this session creates that may outlive it (volume claims), for the sweep.
         self.run_id = secrets.token_hex(4)
+        #: --hft-compare: the baseline run's report, read now so a bad path fails before any deploy.
+        self.compare_baseline: SessionReport | None = None
+        self.comparison: Comparison | None = None
+        self.junit_path: pathlib.Path | None = None
+        #: --hft-cpu-limit-scale: every overlay this session renders scales these CPU limits.
+        self.cpu_limit_scale: dict[str, float] = {}
+        if settings.cpu_limit_scale:
+            from pytest_hftk8s.manifests import parse_cpu_limit_scale
+
+            try:
+                self.cpu_limit_scale = parse_cpu_limit_scale(settings.cpu_limit_scale)
+            except ConfigError as e:
+                raise pytest.UsageError(f"--hft-cpu-limit-scale: {e}") from e
+        if settings.compare is not None:
+            from pytest_hftk8s.report.summary import read
+
+            try:
+                self.compare_baseline = read(settings.compare)
+            except ConfigError as e:
+                raise pytest.UsageError(str(e)) from e
 
     # -- progress -------------------------------------------------------------------------------
 
@@ -103,7 +126,11 @@ class HftRuntime:
             make_cluster=self._make_cluster,
             attach_cluster=self._attach_cluster,
             render=lambda profile, images: render(
-                profile, root=settings.manifests_dir, images=images, components=self.components()
+                profile,
+                root=settings.manifests_dir,
+                images=images,
+                components=self.components(),
+                cpu_limit_scale=self.cpu_limit_scale,
             ),
             images=self._platform_images,
             chaos_allowed=self._chaos_allowed(),
@@ -198,7 +225,11 @@ class HftRuntime:
             make_cluster=self._make_cluster,
             attach_cluster=self._attach_cluster,
             render=lambda profile, images: render(
-                profile, root=self.settings.manifests_dir, images=images, components=self.components()
+                profile,
+                root=self.settings.manifests_dir,
+                images=images,
+                components=self.components(),
+                cpu_limit_scale=self.cpu_limit_scale,
             ),
             images=self._platform_images,
             chaos_allowed=self._chaos_allowed(),
@@ -514,7 +545,7 @@ class HftRuntime:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker or (not self.records and self.platform_info is None):
             return
-        from pytest_hftk8s.report import html, summary
+        from pytest_hftk8s.report import html, junit, summary
         from pytest_hftk8s.slo.score import resilience_score
 
         records = list(self.records.values())
@@ -527,13 +558,61 @@ class HftRuntime:
             baseline=self.baseline,
             capacity=self.capacity,
             score=resilience_score(records),
+            identity=self._identity(),
+            repeat=self.settings.repeat,
         )
+        if self.compare_baseline is not None:
+            self.comparison = data.comparison = self._compare(data, self.compare_baseline)
+            if self.comparison.fail_on_regression and self.comparison.regressions:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         summary_path = summary.write(data, self.settings.report_dir)
         self._write_dashboards()
         html_path = html.write(data, self.settings.report_dir)
+        self.junit_path = junit.write(data, self.settings.report_dir / "junit.xml")
         self.written = (summary_path, html_path)
         self.score = data.score
+        self._report = data
         self.config.hook.pytest_hftk8s_report_written(summary_path=summary_path, html_path=html_path)
+
+    def _identity(self) -> RunIdentity:
+        import pytest_hftk8s
+        from pytest_hftk8s.orchestration.identity import git_commit, run_identity
+
+        identity = run_identity(self.config.rootpath, started=self.started)
+        if not identity.commit:  # run from elsewhere (--pyargs): the plugin's own checkout, if it is one
+            identity.commit = git_commit(pathlib.Path(pytest_hftk8s.__file__).parent)
+        return identity
+
+    def _compare(self, data: SessionReport, baseline: SessionReport) -> Comparison:
+        from dataclasses import replace
+
+        from pytest_hftk8s.slo.compare import compare_reports
+
+        assert self.settings.compare is not None
+        named = replace(
+            baseline.identity or RunIdentity(started=baseline.started), path=str(self.settings.compare)
+        )
+        self.progress(f"comparing with the baseline run at {self.settings.compare}")
+        return compare_reports(
+            data,
+            baseline,
+            min_effect=self.settings.min_effect,
+            fail_on_regression=self.settings.fail_on_regression,
+            baseline_identity=named,
+        )
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        # pytest's own --junitxml is written in its sessionfinish: our cases join it afterwards.
+        xmlpath = getattr(config.option, "xmlpath", None)
+        report = getattr(self, "_report", None)
+        if self.is_worker or not xmlpath or report is None:
+            return
+        from pytest_hftk8s.report import junit
+
+        try:
+            junit.append_to(report, pathlib.Path(xmlpath))
+        except (HftError, OSError) as e:
+            self.progress(f"the SLO and comparison cases were not added to {xmlpath}: {e}")
 
     def _write_dashboards(self) -> None:
         """The Grafana dashboards beside the report, so a CI artifact carries what to import."""
@@ -560,8 +639,34 @@ class HftRuntime:
             terminalreporter.write_line(
                 f"resilience score {self.score.score:g}/100 ({len(self.score.items)} weighted checks)"
             )
+        if self.comparison is not None:
+            self._write_comparison(terminalreporter, self.comparison)
         terminalreporter.write_line(f"summary: {self.written[0]}")
         terminalreporter.write_line(f"report:  {self.written[1]}")
+        if self.junit_path is not None:
+            terminalreporter.write_line(f"junit:   {self.junit_path}")
+
+    def _write_comparison(self, terminalreporter: Any, comparison: Comparison) -> None:
+        from pytest_hftk8s.slo.compare import describe, sentence
+
+        b = comparison.baseline
+        when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(b.started)) if b.started else "?"
+        terminalreporter.write_line(
+            f"compared with {b.commit[:10] or 'an unknown commit'} ({when}, {b.machine or '?'}) at {b.path}"
+        )
+        terminalreporter.write_line(f"  {sentence(comparison)}")
+        for warning in comparison.warnings:
+            terminalreporter.write_line(f"  warning: {warning}", yellow=True)
+        for m in comparison.measures:
+            if m.verdict == "regressed":
+                label = "KNOWN REGRESSION" if m.known else "REGRESSED"
+                terminalreporter.write_line(f"  {label} {describe(m)}", red=not m.known, yellow=m.known)
+        if comparison.regressions:
+            terminalreporter.write_line(
+                "  --hft-fail-on-regression: the session fails"
+                if comparison.fail_on_regression
+                else "  reported only: add --hft-fail-on-regression to fail the session on a new regression"
+            )
 
 
 def _performance_slo(name: str) -> bool:

@@ -98,6 +98,7 @@ def run_scaled(
             root=runtime.settings.manifests_dir,
             images=session_images(runtime),
             replicas=replicas,
+            cpu_limit_scale=runtime.cpu_limit_scale,
         )
         cluster.apply(
             with_db_secret(objects, password=new_password(), secret_name=runtime.settings.db_secret)

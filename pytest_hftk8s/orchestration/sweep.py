@@ -166,7 +166,11 @@ def _measure(
     cluster = runtime.another_cluster(namespace)
     try:
         objects = render(
-            s.profile, root=s.manifests_dir, images=session_images(runtime), replicas={"backend": n}
+            s.profile,
+            root=s.manifests_dir,
+            images=session_images(runtime),
+            replicas={"backend": n},
+            cpu_limit_scale=runtime.cpu_limit_scale,
         )
         cluster.apply(with_db_secret(objects, password=new_password(), secret_name=s.db_secret))
         gate_s = max(1.0, min(s.gate_timeout, until - time.monotonic() - plan.probe_s - PROBE_OVERHEAD_S))

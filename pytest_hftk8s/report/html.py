@@ -8,6 +8,10 @@ writes cannot clash across figures, and the page reads offline or as a CI artifa
 a stable anchor made from its node id (:func:`anchor`) and every figure one below it
 (``<anchor>-<key>``); a missed SLO's row links to the figure that shows it, and :func:`slo_link`
 gives the same link to whoever writes the failure message.
+
+A run compared with a baseline (``--hft-compare``) opens with that comparison: both runs' identity,
+the overall verdict, a verdict table per measure, and for each regression its two distributions
+overlaid (anchored by :func:`compare_anchor`). A run with repeats shows how far they spread.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from pytest_hftk8s.report import plots
 from pytest_hftk8s.results import (
     Bottleneck,
     ChaosRecord,
+    Comparison,
     DigestRow,
     LoadSummary,
+    MeasureComparison,
     OomSequence,
     Recovery,
     ResilienceScore,
+    RunIdentity,
     SessionReport,
     SloResult,
     SweepResult,
@@ -47,6 +54,11 @@ th{background:#f3f3f3}.passed{color:#137333}.failed,.error{color:#b3261e}.skippe
 figure{margin:1em 0}figure img{width:100%;max-width:960px;height:auto;display:block}
 figcaption,.note{color:#555;font-size:12px}.score{font-size:2em;font-weight:600}
 h3{font-size:1em;margin:1.2em 0 .3em}section{border-top:2px solid #eee;margin-top:2em}
+.warn{border:2px solid #e8a317;background:#fff4e0;border-radius:6px;padding:.4em 1em;margin:1em 0}
+.v-regressed{color:#fff;background:#b3261e;font-weight:600}.v-known{color:#5c3b00;background:#fbd38d}
+.v-improved{color:#fff;background:#137333;font-weight:600}.v-unchanged{color:#666;background:#eee}
+.v-inconclusive{color:#333;background:#fff}.tag{border:1px solid currentColor;border-radius:3px;padding:0 3px;
+font-size:11px;margin-left:4px}.verdict{font-size:1.2em}.v-regressed a{color:#fff}.nw{white-space:nowrap}
 """
 
 
@@ -83,11 +95,18 @@ def render(report: SessionReport, *, report_dir: pathlib.Path | None = None) -> 
         f"<tr><th>offered rate</th><td>{_e(_capacity(report))}</td></tr>",
         f"<tr><th>tests</th><td>{_e(totals.tests)} {_e(totals.outcomes)}</td></tr>",
         f"<tr><th>SLOs</th><td>{_e(totals.slos)} evaluated, {_e(totals.slos_failed)} missed</td></tr>",
-        "</table></div>",
     ]
+    if report.identity is not None:
+        out.append(f"<tr><th>run</th><td>{_e(_identity(report.identity))}</td></tr>")
+    if report.repeat > 1:
+        out.append(f"<tr><th>repeats</th><td><a href='#repeats'>{report.repeat} per test</a></td></tr>")
+    out.append("</table></div>")
+    if report.comparison is not None:
+        out.extend(_comparison(report.comparison, report.tests))
     out.extend(_contents(report.tests))
     out.extend(_score(report.score))
     out.extend(_resilience(report.resilience))
+    out.extend(_repeats(report))
     for test, ident in zip(report.tests, _anchors(report.tests), strict=True):
         out.extend(_test(test, ident, report_dir))
     out.append("</body></html>")
@@ -215,6 +234,209 @@ def _score(score: ResilienceScore | None) -> list[str]:
             )
         out.append("</table>")
     out.append("</div>")
+    return out
+
+
+def _identity(run: RunIdentity) -> str:
+    """``<commit> (dirty), <date> UTC, on <host> (<CPU model>, <cores> cores)``: what tells two runs apart."""
+    parts = [(run.commit[:10] + (" (dirty)" if run.dirty else "")) if run.commit else "no git commit"]
+    if run.started:
+        parts.append(
+            datetime.datetime.fromtimestamp(run.started, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        )
+    machine = ", ".join(x for x in (run.cpu_model, f"{run.cores} cores" if run.cores else "") if x)
+    if run.machine or machine:
+        parts.append(f"on {run.machine or 'an unnamed machine'}" + (f" ({machine})" if machine else ""))
+    return ", ".join(parts)
+
+
+def compare_anchor(m: MeasureComparison) -> str:
+    """The id of a compared measure's row in ``index.html``; its overlay figure is ``<id>-compare``."""
+    readable = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in m.key.split("/")[-1])
+    return f"c-{readable[:60].strip('-')}-{hashlib.sha1(m.key.encode()).hexdigest()[:6]}"
+
+
+_BAD = " class='bad'"
+# The verdict table's order: what needs a look first.
+_VERDICT_ORDER = {"regressed": 0, "known": 1, "inconclusive": 2, "improved": 3, "unchanged": 4}
+
+
+def _verdict(m: MeasureComparison) -> str:
+    return "known" if m.verdict == "regressed" and m.known else m.verdict
+
+
+def _counts(measures: Sequence[MeasureComparison]) -> str:
+    """``1 new regression, 1 known regression, 3 improved, 10 unchanged, 4 inconclusive``."""
+    n = {v: sum(_verdict(m) == v for m in measures) for v in _VERDICT_ORDER}
+    other = len(measures) - sum(n.values())
+    parts = [
+        f"{n['regressed']} new regression{'s' * (n['regressed'] != 1)}",
+        f"{n['known']} known regression{'s' * (n['known'] != 1)}",
+        f"{n['improved']} improved",
+        f"{n['unchanged']} unchanged",
+        f"{n['inconclusive']} inconclusive",
+    ]
+    return ", ".join(parts + ([f"{other} other"] if other else []))
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def _effect(m: MeasureComparison) -> str:
+    if m.effect is None:
+        return "-"
+    return _pct(m.effect) + (f" [{_pct(m.ci[0])}, {_pct(m.ci[1])}]" if m.ci is not None else "")
+
+
+def _min_effect(m: MeasureComparison, default: float) -> str:
+    """The smallest change that counted: the minimum effect, or the baseline's noise where it was wider."""
+    used = max(m.min_effect, m.noise or 0.0)
+    if m.noise is not None and m.noise > default and m.noise >= used:
+        return f"±{used:.1%} <span class='note'>(the baseline's noise; default ±{default:.1%})</span>"
+    noise = f" <span class='note'>(noise {m.noise:.1%})</span>" if m.noise is not None else ""
+    return f"±{used:.1%}{noise}"
+
+
+def _comparison(c: Comparison, tests: Sequence[TestRecord]) -> list[str]:
+    """The run against its baseline: identities, the verdict line, the table, the regressions' figures."""
+    where = f" <span class='note mono'>{_e(c.baseline.path)}</span>" if c.baseline.path else ""
+    fail = (
+        "on: a new regression fails the session"
+        if c.fail_on_regression
+        else "off: regressions are reported, the session does not fail on them"
+    )
+    out = [
+        f"<div id='compare'><h2>Compared with {_e(_identity(c.baseline))}</h2>",
+        f"<p>baseline read from{where or ' -'}<br>this run: {_e(_identity(c.current))}</p>",
+        f"<p class='verdict'><b class='v-{_e(c.verdict)}'>&nbsp;{_e(c.verdict.upper())}&nbsp;</b> "
+        f"{_e(_counts(c.measures))}</p>",
+        f"<p class='note'>--hft-fail-on-regression {fail}. A change counts when its whole "
+        f"{c.confidence:.0%} confidence interval lies beyond the minimum effect (±{c.min_effect:.1%}, or the "
+        f"baseline's repeat-to-repeat noise where wider)"
+        + (f"; {c.resamples} bootstrap resamples" if c.resamples else "")
+        + ".</p>",
+    ]
+    if c.warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in c.warnings)
+        out.append(f"<div class='warn'><b>Read this comparison with care:</b><ul>{items}</ul></div>")
+    if not c.measures:
+        out.append("<p class='note'>no measure was compared</p></div>")
+        return out
+    sections = _case_anchors(tests)
+    ranked = sorted(c.measures, key=lambda m: _VERDICT_ORDER.get(_verdict(m), 5))
+    idents = _unique([compare_anchor(m) for m in ranked])
+    out.append(
+        "<table><tr><th>test</th><th>load run</th><th>measure</th><th>baseline</th><th>current</th>"
+        "<th>effect [CI]</th><th>min effect</th><th>p</th><th>samples (repeats)</th><th>verdict</th>"
+        "<th>why</th></tr>"
+    )
+    figures: list[str] = []
+    for m, ident in zip(ranked, idents, strict=True):
+        verdict = _verdict(m)
+        test = _e(m.test.split("::")[-1])
+        if m.test in sections:
+            test = f"<a href='#{sections[m.test]}'>{test}</a>"
+        label = {"regressed": "REGRESSED", "known": "regressed<span class='tag'>known</span>"}.get(
+            verdict, _e(verdict)
+        )
+        if m.verdict == "regressed":
+            label += f" <a href='#{ident}-compare'>plot</a>"
+            figures.append(_figure(_overlay(m), ident))
+        repeats = (
+            f" ({m.repeats_baseline} / {m.repeats_current})"
+            if m.repeats_baseline or m.repeats_current
+            else ""
+        )
+        method = f"<br><span class='note'>{_e(m.method)}</span>" if m.method else ""
+        out.append(
+            f"<tr id='{ident}'{_BAD if verdict == 'regressed' else ''}><td title='{_e(m.test)}'>{test}</td>"
+            f"<td>{_e(m.load or '-')}</td><td>{_e(m.measure)} <span class='note'>({_e(m.better)} is better)"
+            f"</span></td><td>{_e(_num(m.baseline))} {_e(m.unit)}</td><td>{_e(_num(m.current))} {_e(m.unit)}</td>"
+            f"<td class='nw'>{_e(_effect(m))}</td><td>{_min_effect(m, c.min_effect)}</td>"
+            f"<td>{'-' if m.p_value is None else f'{m.p_value:.2g}'}</td>"
+            f"<td>{m.n_baseline} / {m.n_current}{repeats}</td><td class='v-{_e(verdict)}'>{label}</td>"
+            f"<td>{_e(m.reason)}{method}</td></tr>"
+        )
+    out.append("</table>")
+    if figures:
+        out.append("<h3>Regressions: baseline and current distributions</h3>")
+        out.extend(figures)
+    out.append("</div>")
+    return out
+
+
+def _case_anchors(tests: Sequence[TestRecord]) -> dict[str, str]:
+    """Each case's first section (its repeats share the case id)."""
+    out: dict[str, str] = {}
+    for t, ident in zip(tests, _anchors(tests), strict=True):
+        out.setdefault(t.case_id, ident)
+    return out
+
+
+def _unique(idents: Sequence[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for ident in idents:
+        seen[ident] = seen.get(ident, 0) + 1
+        out.append(ident if seen[ident] == 1 else f"{ident}-{seen[ident]}")
+    return out
+
+
+def _overlay(m: MeasureComparison) -> plots.Plot:
+    try:
+        return plots.comparison_plot(m)
+    except Exception as exc:  # one odd measure costs its figure, never the report
+        return plots.Plot("compare", m.key, None, (f"the overlay failed: {type(exc).__name__}: {exc}",))
+
+
+def _spread(values: Sequence[float | None]) -> float | None:
+    """(max - min) / mean of the repeats' values; ``None`` with fewer than two or a zero mean."""
+    seen = [v for v in values if v is not None and v == v]  # v == v: not nan
+    mean = sum(seen) / len(seen) if seen else 0.0
+    return (max(seen) - min(seen)) / mean if len(seen) > 1 and mean else None
+
+
+def _repeats(report: SessionReport) -> list[str]:
+    """Each case's load runs across its repeats: achieved rate and client p99 per repeat, and their
+    relative range, the noise a later comparison against this run will allow for."""
+    if report.repeat <= 1:
+        return []
+    cases: dict[str, dict[int, TestRecord]] = {}
+    for t in report.tests:
+        cases.setdefault(t.case_id, {})[t.repeat] = t
+    first = _case_anchors(report.tests)
+    n = max([report.repeat, *(r for by in cases.values() for r in by)])
+    limit = report.comparison.min_effect if report.comparison is not None else 0.05
+    heads = "".join(f"<th>#{i}</th>" for i in range(1, n + 1))
+    out = [
+        f"<h2 id='repeats'>Repeats</h2><p class='note'>{report.repeat} repeats of each test. A spread "
+        f"(max - min) / mean above {limit:.0%} (highlighted) widens that measure's minimum effect when a "
+        "later run is compared with this one.</p>",
+        f"<table><tr><th>test</th><th>load run</th><th>measure</th>{heads}<th>spread</th></tr>",
+    ]
+    rows = 0
+    for case, by_repeat in cases.items():
+        names = list(dict.fromkeys(run.name for t in by_repeat.values() for run in t.loads))
+        for name in names:
+            runs = [by_repeat[i].load(name) if i in by_repeat else None for i in range(1, n + 1)]
+            for measure, get in (
+                ("achieved /s", lambda s: s.achieved_rate),
+                ("client p99 ms", lambda s: s.latency_ms.get("p99")),
+            ):
+                values = [get(run) if run is not None else None for run in runs]
+                spread = _spread(values)
+                cells = "".join(f"<td>{'-' if v is None else _e(_num(float(v)))}</td>" for v in values)
+                wide = spread is not None and spread > limit
+                out.append(
+                    f"<tr><td title='{_e(case)}'><a href='#{first[case]}'>{_e(case.split('::')[-1])}</a></td>"
+                    f"<td>{_e(name)}</td><td>{measure}</td>{cells}"
+                    f"<td{_BAD if wide else ''}>{'-' if spread is None else f'{spread:.1%}'}</td></tr>"
+                )
+                rows += 1
+    out.append("</table>")
+    if not rows:
+        return [out[0], "<p class='note'>no load runs were repeated</p>"]
     return out
 
 

@@ -5,7 +5,8 @@ Prometheus, the generator's own 2xx/s overlaid), latency (client-side p50/p99 ag
 p99), per-pod resources (CPU against the limit, throttled CFS periods, memory working set against the
 limit, restarts), and a timeline per resilience experiment (a pod kill's dip and recovery; memory
 pressure's OOMKilled then CrashLoopBackOff). Chaos windows, injections and recoveries are shaded and
-marked on every time axis. A scaling sweep gets its Universal Scalability Law figure.
+marked on every time axis. A scaling sweep gets its Universal Scalability Law figure, and a measure
+that regressed against a baseline run its two distributions overlaid (:func:`comparison_plot`).
 
 Reads :mod:`pytest_hftk8s.results` only. matplotlib is imported lazily (it costs about a second) and
 driven through ``Figure`` and the SVG canvas directly, never ``pyplot``: no global figure manager,
@@ -23,13 +24,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_hftk8s.results import ChaosRecord, OomSequence, Recovery, Series, SweepResult, TestRecord, Window
+from pytest_hftk8s.results import (
+    ChaosRecord,
+    MeasureComparison,
+    OomSequence,
+    Recovery,
+    Series,
+    SweepResult,
+    TestRecord,
+    Window,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Plot", "plot_keys", "record_plots", "usl_plot"]
+__all__ = ["Plot", "comparison_plot", "plot_keys", "record_plots", "usl_plot"]
 
 MAX_POINTS = 400  # per line: keeps a figure's SVG small whatever the window's length
 WIDTH_IN = 8.0
@@ -822,3 +832,100 @@ def _blend(ax: Axes) -> Any:
     from matplotlib.transforms import blended_transform_factory
 
     return blended_transform_factory(ax.transData, ax.transAxes)
+
+
+# -- a comparison against a baseline run -----------------------------------------------------------
+
+_BASELINE_COLOR = "#1f77b4"
+_CURRENT_COLOR = "#d62728"
+
+
+def comparison_plot(m: MeasureComparison) -> Plot:
+    """One compared measure's two distributions overlaid, baseline and current: per-second samples
+    as histograms and ECDFs with both means marked (``distribution == "samples"``), or the two
+    quantile curves on a nines scale (``"quantiles"``). The title carries the effect and its interval."""
+    title = _comparison_title(m)
+    base = _plain(m.baseline_values)
+    cur = _plain(m.current_values)
+    if m.distribution == "quantiles":
+        return _quantile_overlay(m, title, base, cur)
+    base, cur = _finite(base), _finite(cur)
+    missing = [who for who, v in (("baseline", base), ("current", cur)) if not v]
+    if missing:
+        return Plot("compare", title, None, (f"nothing to plot: no {' and no '.join(missing)} samples",))
+    fig = _figure(2.9, right=0.8, wspace=0.25)
+    hist, ecdf = fig.subplots(1, 2)
+    lo, hi = min(*base, *cur), max(*base, *cur)
+    if hi <= lo:  # every sample the same: give the one bin a width
+        lo, hi = lo - max(abs(lo) * 0.05, 0.5), hi + max(abs(hi) * 0.05, 0.5)
+    bins = min(30, max(6, round(math.sqrt(max(len(base), len(cur))) * 2)))
+    edges = [lo + (hi - lo) * k / bins for k in range(bins + 1)]
+    for values, color, who in ((base, _BASELINE_COLOR, "baseline"), (cur, _CURRENT_COLOR, "current")):
+        mean = sum(values) / len(values)
+        hist.hist(values, bins=edges, histtype="stepfilled", alpha=0.3, color=color, gid=f"{who}-hist")
+        hist.hist(values, bins=edges, histtype="step", lw=1.0, color=color, label=f"{who} (n={len(values)})")
+        hist.axvline(mean, color=color, ls="--", lw=1.3, gid=f"{who}-mean", label=f"{who} mean {mean:,.4g}")
+        xs = sorted(values)
+        ys = [(i + 1) / len(xs) for i in range(len(xs))]
+        ecdf.step([xs[0], *xs], [0.0, *ys], where="post", color=color, lw=1.3, gid=f"{who}-ecdf")
+        ecdf.axvline(mean, color=color, ls="--", lw=1.0)
+    unit = f" ({m.unit})" if m.unit else ""
+    hist.set_xlabel(m.measure + unit)
+    hist.set_ylabel("samples")
+    ecdf.set_xlabel(m.measure + unit)
+    ecdf.set_ylabel("share of samples at or below")
+    ecdf.set_ylim(0.0, 1.02)
+    for ax in (hist, ecdf):
+        ax.grid(True, lw=0.3, alpha=0.6)
+    # One legend beside the ECDF (the histograms' outlines and means), never over the data.
+    handles, labels = hist.get_legend_handles_labels()
+    ecdf.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=6.5, frameon=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=9)
+    return Plot("compare", title, _svg(fig, title), ())
+
+
+def _comparison_title(m: MeasureComparison) -> str:
+    where = " / ".join(x for x in (m.test.split("::")[-1], m.load, m.measure) if x)
+    if m.effect is None:
+        return f"{where}: baseline vs current (no effect estimate)"
+    ci = f" [{m.ci[0]:+.1%}, {m.ci[1]:+.1%}]" if m.ci is not None else ""
+    return f"{where}: {m.effect:+.1%}{ci} vs baseline ({m.better} is better)"
+
+
+def _plain(values: Sequence[float | None]) -> Values:
+    """Floats, ``None`` (a non-finite number after JSON) as ``nan``."""
+    return [math.nan if x is None else float(x) for x in values]
+
+
+def _nines(level: float) -> float:
+    """A quantile level (0-100) on the nines scale: 90 -> 1, 99 -> 2, 99.9 -> 3 (100 is capped)."""
+    return -math.log10(max(1.0 - level / 100.0, 1e-6))
+
+
+def _quantile_overlay(m: MeasureComparison, title: str, base: Values, cur: Values) -> Plot:
+    n = min(len(m.grid), len(base), len(cur))
+    notes: list[str] = []
+    if len({len(m.grid), len(base), len(cur)}) > 1:
+        notes.append(
+            f"grid and values differ in length ({len(m.grid)} levels, {len(base)} baseline, "
+            f"{len(cur)} current): the first {n} are drawn"
+        )
+    grid, base, cur = [float(q) for q in m.grid[:n]], base[:n], cur[:n]
+    if not (_has_data(base) and _has_data(cur)):
+        return Plot("compare", title, None, ("nothing to plot: no baseline or no current quantiles", *notes))
+    x = [_nines(q) for q in grid]
+    fig = _figure(2.9, right=0.97)
+    ax = fig.add_subplot()
+    for values, color, who in ((base, _BASELINE_COLOR, "baseline"), (cur, _CURRENT_COLOR, "current")):
+        ax.plot(x, values, color=color, lw=1.4, marker="o", ms=3, label=who, gid=f"{who}-quantiles")
+    levels = [q for q in (0.0, 50.0, 90.0, 99.0, 99.9, 99.99, 99.999, 100.0) if min(grid) <= q <= max(grid)]
+    ax.set_xticks([_nines(q) for q in levels], ["max" if q >= 100 else f"p{q:g}" for q in levels])
+    ax.set_xlabel("quantile level (nines scale: p90, p99, p99.9 equally spaced)")
+    ax.set_ylabel(m.measure + (f" ({m.unit})" if m.unit else ""))
+    positive = [v for v in (*base, *cur) if math.isfinite(v) and v > 0]
+    if positive and len(positive) == len(_finite(base + cur)) and max(positive) / min(positive) > 20:
+        ax.set_yscale("log")  # a tail many times the median would flatten the body of the curve
+    ax.grid(True, lw=0.3, alpha=0.6)
+    _legend(ax, outside=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=9)
+    return Plot("compare", title, _svg(fig, title), tuple(notes))
