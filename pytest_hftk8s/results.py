@@ -635,10 +635,13 @@ class MeasureComparison:
     grid: list[float] = field(default_factory=list)  # quantile levels (0-100) of a "quantiles" distribution
     baseline_values: list[float] = field(default_factory=list)
     current_values: list[float] = field(default_factory=list)
+    key: str = ""  # "test::load::measure" (or "test::measure"): what known regressions are matched by
 
-    @property
-    def key(self) -> str:
-        return f"{self.test}::{self.load}::{self.measure}" if self.load else f"{self.test}::{self.measure}"
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = (
+                f"{self.test}::{self.load}::{self.measure}" if self.load else f"{self.test}::{self.measure}"
+            )
 
 
 @dataclass
