@@ -30,14 +30,15 @@ resolution (0.2 s of recovery, 1 point of score) relative to the baseline. With 
 that the baseline's own comparison found regressed and that regresses again is a *known* regression
 (orion #78): reported, not a new alert.
 
-Pure: two :class:`~pytest_hftk8s.results.SessionReport` in, a
+The resampling itself is :mod:`pytest_hftk8s.slo.resample`'s. Pure: two
+:class:`~pytest_hftk8s.results.SessionReport` in, a
 :class:`~pytest_hftk8s.results.Comparison` out. Seeded: the same reports give the same verdicts.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,18 @@ from pytest_hftk8s.results import (
     RunIdentity,
     SessionReport,
     TestRecord,
+)
+from pytest_hftk8s.slo.resample import (
+    Histogram,
+    bootstrap_means,
+    bootstrap_quantiles,
+    interval,
+    mann_whitney,
+    pooled_quantile,
+    relative,
+    spread,
+    welch,
+    widest,
 )
 from pytest_hftk8s.slo.score import resilience_score
 
@@ -102,50 +115,6 @@ def per_second(load: LoadSummary) -> list[float]:
     return out
 
 
-@dataclass(frozen=True)
-class Histogram:
-    """One run's client latencies: bucket values (ms, ascending; ``inf`` for the unanswered) and counts."""
-
-    values: np.ndarray
-    counts: np.ndarray
-
-    @classmethod
-    def of(cls, load: LoadSummary) -> Histogram | None:
-        if not load.histogram and not load.unanswered:
-            return None
-        pairs: list[tuple[float, int]] = []
-        if load.histogram:
-            from hdrh.histogram import HdrHistogram
-
-            decoded = HdrHistogram.decode(load.histogram)
-            pairs = [
-                (item.value_iterated_to / 1000.0, item.count_at_value_iterated_to)
-                for item in decoded.get_recorded_iterator()
-            ]
-        if load.unanswered:
-            pairs.append((math.inf, load.unanswered))
-        if not pairs:
-            return None
-        return cls(
-            np.array([v for v, _ in pairs], dtype=float), np.array([c for _, c in pairs], dtype=np.int64)
-        )
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum())
-
-    def quantile(self, q: float) -> float:
-        return _quantile(self.values, self.counts.astype(float), q)
-
-
-def _quantile(values: np.ndarray, counts: np.ndarray, q: float) -> float:
-    total = counts.sum()
-    if total <= 0:
-        return math.nan
-    rank = max(1.0, math.ceil(q * total))
-    return float(values[min(len(values) - 1, int(np.searchsorted(np.cumsum(counts), rank)))])
-
-
 # -- the verdict -----------------------------------------------------------------------------------
 
 
@@ -172,103 +141,6 @@ class _Boot:
 
     base: np.ndarray
     cur: np.ndarray
-
-
-def _bootstrap_means(
-    blocks: Sequence[Sequence[float]], rng: np.random.Generator, resamples: int, *, nested: bool
-) -> np.ndarray:
-    """Replicates of the pooled mean: blocks drawn with replacement, then (``nested``) values within."""
-    arrays = [np.asarray(b, dtype=float) for b in blocks]
-    k = len(arrays)
-    sums = np.zeros(resamples)
-    counts = np.zeros(resamples)
-    for _ in range(k):
-        chosen = rng.integers(0, k, size=resamples)
-        for b, arr in enumerate(arrays):
-            rows = np.flatnonzero(chosen == b)
-            if not rows.size:
-                continue
-            if nested and arr.size > 1:
-                draws = arr[rng.integers(0, arr.size, size=(rows.size, arr.size))]
-                sums[rows] += draws.sum(axis=1)
-            else:
-                sums[rows] += arr.sum()
-            counts[rows] += arr.size
-    return sums / np.maximum(counts, 1)
-
-
-def _bootstrap_quantiles(
-    hists: Sequence[Histogram], q: float, rng: np.random.Generator, resamples: int
-) -> np.ndarray:
-    """Replicates of the pooled quantile: histograms drawn with replacement, each redrawn multinomially.
-
-    The buckets are merged into 0.5%-wide ones first (HDR's are 0.1%): a tenth of the work, and no
-    effect anyone would gate on is that small."""
-    coarse = [_coarse(h.values) for h in hists]
-    grid = np.unique(np.concatenate(coarse))
-    aligned = [np.zeros(grid.size, dtype=np.int64) for _ in hists]
-    for a, values, h in zip(aligned, coarse, hists, strict=True):
-        np.add.at(a, np.searchsorted(grid, values), h.counts)
-    k = len(hists)
-    pooled = np.zeros((resamples, grid.size))
-    for _ in range(k):
-        chosen = rng.integers(0, k, size=resamples)
-        for b, counts in enumerate(aligned):
-            rows = np.flatnonzero(chosen == b)
-            total = int(counts.sum())
-            if rows.size and total:
-                pooled[rows] += rng.multinomial(total, counts / total, size=rows.size)
-    cum = np.cumsum(pooled, axis=1)
-    ranks = np.maximum(1.0, np.ceil(q * cum[:, -1]))
-    index = np.minimum(grid.size - 1, (cum < ranks[:, None]).sum(axis=1))
-    return grid[index]
-
-
-_BUCKET = math.log(1.005)
-
-
-def _coarse(values: np.ndarray) -> np.ndarray:
-    """Each value moved to the top of its 0.5%-wide logarithmic bucket (``inf`` stays ``inf``)."""
-    out = values.copy()
-    finite = np.isfinite(values) & (values > 0)
-    out[finite] = np.exp(np.ceil(np.log(values[finite]) / _BUCKET - 1e-9) * _BUCKET)
-    return out
-
-
-def _interval(effects: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    finite = np.where(np.isnan(effects), np.inf, effects)
-    lo = float(np.percentile(finite, tail, method="lower"))
-    hi = float(np.percentile(finite, 100 - tail, method="higher"))
-    return lo, hi
-
-
-def _relative(cur: np.ndarray | float, base: np.ndarray | float) -> np.ndarray:
-    """cur / base - 1 with the edge cases named: inf / finite is +inf, finite / inf is -1, inf / inf is 0."""
-    c, b = np.asarray(cur, dtype=float), np.asarray(base, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = c / b - 1.0
-    out = np.where(np.isinf(c) & np.isinf(b), 0.0, out)
-    return np.where(np.isinf(c) & ~np.isinf(b), np.inf, out)
-
-
-def _mann_whitney(a: Sequence[float], b: Sequence[float]) -> float | None:
-    x = [v for v in a if not math.isnan(v)]
-    y = [v for v in b if not math.isnan(v)]
-    if len(x) < 2 or len(y) < 2 or len(set(x) | set(y)) < 2:
-        return None
-    from scipy.stats import mannwhitneyu
-
-    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
-
-
-def _spread(stats: Iterable[float]) -> float | None:
-    """(max - min) / mean of the per-repeat statistics; None with fewer than two, or a zero mean."""
-    values = [v for v in stats if math.isfinite(v)]
-    if len(values) < 2:
-        return None
-    mean = sum(values) / len(values)
-    return (max(values) - min(values)) / mean if mean > 0 else None
 
 
 @dataclass
@@ -332,20 +204,20 @@ def compare_blocks(
                 else "this run's side"
             )
             return out
-        point_b, point_c = _pooled_quantile(b_units, spec.q), _pooled_quantile(c_units, spec.q)
+        point_b, point_c = pooled_quantile(b_units, spec.q), pooled_quantile(c_units, spec.q)
         per_repeat = [h.quantile(spec.q) for h in b_units]
         cur_repeat = [h.quantile(spec.q) for h in c_units]
         boot = _Boot(
-            _bootstrap_quantiles(b_units, spec.q, rng, resamples),
-            _bootstrap_quantiles(c_units, spec.q, rng, resamples),
+            bootstrap_quantiles(b_units, spec.q, rng, resamples),
+            bootstrap_quantiles(c_units, spec.q, rng, resamples),
         )
         out.distribution, out.grid = "quantiles", list(QUANTILE_GRID)
-        out.baseline_values = [_pooled_quantile(b_units, g / 100) for g in QUANTILE_GRID]
-        out.current_values = [_pooled_quantile(c_units, g / 100) for g in QUANTILE_GRID]
+        out.baseline_values = [pooled_quantile(b_units, g / 100) for g in QUANTILE_GRID]
+        out.current_values = [pooled_quantile(c_units, g / 100) for g in QUANTILE_GRID]
         # A quantile needs about ten requests beyond it on each side to be more than its largest value.
         needed = math.ceil(10 / (1 - spec.q))
         enough_samples = min(out.n_baseline, out.n_current) >= needed
-        out.p_value = _mann_whitney(base.timelines, cur.timelines)
+        out.p_value = mann_whitney(base.timelines, cur.timelines)
         out.method = (
             f"two-level bootstrap ({resamples} resamples) of the pooled p{spec.q * 100:g} over the HDR "
             "histograms: repeats drawn with replacement, each histogram redrawn multinomially; the "
@@ -372,21 +244,21 @@ def compare_blocks(
         cur_repeat = [float(np.mean(b)) for b in c_blocks]
         nested = spec.kind == "seconds"
         boot = _Boot(
-            _bootstrap_means(b_blocks, rng, resamples, nested=nested),
-            _bootstrap_means(c_blocks, rng, resamples, nested=nested),
+            bootstrap_means(b_blocks, rng, resamples, nested=nested),
+            bootstrap_means(c_blocks, rng, resamples, nested=nested),
         )
         enough_samples = not nested or (out.n_baseline >= MIN_SECONDS and out.n_current >= MIN_SECONDS)
         pool_b = [v for b in b_blocks for v in b]
         pool_c = [v for b in c_blocks for v in b]
         out.baseline_values, out.current_values = _thin(pool_b), _thin(pool_c)
-        out.p_value = _mann_whitney(pool_b, pool_c)
+        out.p_value = mann_whitney(pool_b, pool_c)
         out.method = (
             f"two-level bootstrap ({resamples} resamples) of the ratio of means over per-second samples, "
             "repeats as blocks" if nested else
             f"bootstrap ({resamples} resamples) of the ratio of the means of the per-repeat values"
         ) + "; the interval is the wider of it and Welch's t over the per-repeat values"  # fmt: skip
     out.baseline, out.current = point_b, point_c
-    out.noise = _spread(per_repeat)
+    out.noise = spread(per_repeat)
     enough = enough_samples and out.repeats_baseline >= MIN_REPEATS and out.repeats_current >= MIN_REPEATS
     few = "" if enough else (
         f"{out.repeats_baseline} baseline and {out.repeats_current} current repeat(s); at least "
@@ -395,9 +267,7 @@ def compare_blocks(
     )  # fmt: skip
     if not (math.isfinite(point_b) and point_b > 0):
         # A zero (never dipped) or infinite baseline has no relative effect: judge the difference.
-        lo, hi = _widest(
-            _interval(boot.cur - boot.base, confidence), _welch(per_repeat, cur_repeat, confidence)
-        )
+        lo, hi = widest(interval(boot.cur - boot.base, confidence), welch(per_repeat, cur_repeat, confidence))
         threshold = max(spec.resolution, 1e-9)
         out.verdict, why = judge(
             (lo / threshold, hi / threshold), better=spec.better, threshold=1.0, enough=enough
@@ -407,12 +277,13 @@ def compare_blocks(
             f"against ±{threshold:g} {spec.unit}; " + (few or why)
         )
         return out
-    effects = _relative(boot.cur, boot.base)
-    out.effect = float(_relative(point_c, point_b))
-    welch = _welch(per_repeat, cur_repeat, confidence)
-    scale = float(np.mean(per_repeat)) if welch is not None else 1.0
-    lo, hi = _widest(
-        _interval(effects, confidence), None if welch is None else (welch[0] / scale, welch[1] / scale)
+    effects = relative(boot.cur, boot.base)
+    out.effect = float(relative(point_c, point_b))
+    by_repeat = welch(per_repeat, cur_repeat, confidence)
+    scale = float(np.mean(per_repeat)) if by_repeat is not None else 1.0
+    lo, hi = widest(
+        interval(effects, confidence),
+        None if by_repeat is None else (by_repeat[0] / scale, by_repeat[1] / scale),
     )
     out.ci = (max(lo, -1.0), hi)  # a quantity that cannot go below zero cannot change by less than -100%
     threshold = max(min_effect, out.noise or 0.0, spec.resolution / point_b)
@@ -424,41 +295,6 @@ def compare_blocks(
     )  # fmt: skip
     out.reason = (few or why) + widened
     return out
-
-
-def _welch(base: Sequence[float], cur: Sequence[float], confidence: float) -> tuple[float, float] | None:
-    """Welch's t interval of mean(cur) - mean(base) over the per-repeat values; None with fewer than
-    two a side or a non-finite one.
-
-    With a handful of repeats a bootstrap cannot see more run-to-run spread than those few show, so
-    its interval is too narrow (two repeats a side that happened to differ by 25% looked like a
-    regression); Student's t quantile grows as the repeats get fewer. The verdict takes the wider.
-    """
-    b, c = np.asarray(base, dtype=float), np.asarray(cur, dtype=float)
-    if b.size < 2 or c.size < 2 or not (np.isfinite(b).all() and np.isfinite(c).all()):
-        return None
-    vb, vc = b.var(ddof=1) / b.size, c.var(ddof=1) / c.size
-    diff = float(c.mean() - b.mean())
-    se = math.sqrt(vb + vc)
-    if se == 0:
-        return diff, diff
-    from scipy.stats import t
-
-    df = (vb + vc) ** 2 / (vb**2 / (b.size - 1) + vc**2 / (c.size - 1))
-    half = float(t.ppf(1 - (1 - confidence) / 2, df)) * se
-    return diff - half, diff + half
-
-
-def _widest(one: tuple[float, float], other: tuple[float, float] | None) -> tuple[float, float]:
-    return one if other is None else (min(one[0], other[0]), max(one[1], other[1]))
-
-
-def _pooled_quantile(hists: Sequence[Histogram], q: float) -> float:
-    grid = np.unique(np.concatenate([h.values for h in hists]))
-    counts = np.zeros(grid.size)
-    for h in hists:
-        np.add.at(counts, np.searchsorted(grid, h.values), h.counts)
-    return _quantile(grid, counts, q)
 
 
 def _thin(values: Sequence[float]) -> list[float]:
