@@ -21,6 +21,7 @@ Run as ``flock /tmp/hftk8s-heavy.lock python bench/regression_gate.py`` (about 3
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import itertools
 import json
@@ -65,6 +66,41 @@ def _session(directory: pathlib.Path, args: list[str], log: list[dict[str, Any]]
     return read(directory / "hft-report")
 
 
+def _run(
+    root: pathlib.Path, common: list[str], n_a: int, n_b: int, cuts: list[float], log: list[dict[str, Any]]
+) -> tuple[dict[str, SessionReport], dict[float, dict[str, SessionReport]]]:
+    print(f"A1 (the baseline), then {n_a - 1} more A and {n_b} B per cut {cuts}")
+    a = {"A1": _session(root / "A1", common, log)}
+    first = root / "A1" / "hft-report"
+    for i in range(2, n_a + 1):
+        a[f"A{i}"] = _session(root / f"A{i}", [*common, f"--hft-compare={first}"], log)
+    b: dict[float, dict[str, SessionReport]] = {}
+    for cut in cuts:
+        b[cut] = {}
+        for i in range(1, n_b + 1):
+            name = f"B{cut:g}-{i}"
+            args = [*common, f"--hft-cpu-limit-scale=backend={cut:g}", f"--hft-compare={first}"]
+            b[cut][name] = _session(root / name, args, log)
+    return a, b
+
+
+def _kept(
+    root: pathlib.Path, cuts: list[float]
+) -> tuple[dict[str, SessionReport], dict[float, dict[str, SessionReport]], list[dict[str, Any]]]:
+    """The sessions an earlier ``--keep`` run left in ``root``, read back."""
+    a = {p.name: read(p / "hft-report") for p in sorted(root.glob("A*")) if (p / "hft-report").is_dir()}
+    b = {
+        cut: {
+            p.name: read(p / "hft-report")
+            for p in sorted(root.glob(f"B{cut:g}-*"))
+            if (p / "hft-report").is_dir()
+        }
+        for cut in cuts
+    }
+    log_file = root / "sessions.json"
+    return a, b, json.loads(log_file.read_text()) if log_file.is_file() else []
+
+
 def _judge(current: SessionReport, baseline: SessionReport) -> Comparison:
     # Each pair stands alone: the baseline's own comparison (if it ran with --hft-compare) is not
     # carried in, so no verdict is softened into a "known" regression.
@@ -97,29 +133,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--b-sessions", type=int, default=2, help="sessions per CPU cut (default 2)")
     parser.add_argument("--cuts", default="0.7,0.85", help="backend CPU limit factors of the B sessions")
     parser.add_argument("-k", dest="select", default=SELECT, help="the tests to run (pytest -k)")
+    parser.add_argument("--keep", type=pathlib.Path, help="keep every session's directory here")
+    parser.add_argument(
+        "--from", dest="source", type=pathlib.Path,
+        help="judge the sessions kept by an earlier --keep run again (nothing is run)",
+    )  # fmt: skip
     opts = parser.parse_args(argv)
     cuts = [float(c) for c in opts.cuts.split(",") if c]
     machine = describe()
     common = ["-k", opts.select, f"--hft-repeat={opts.repeat}"]
     log: list[dict[str, Any]] = []
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="hft-bench-gate-") as tmp:
-        root = pathlib.Path(tmp)
-        print(f"A1 (the baseline), then {opts.a_sessions - 1} more A and {opts.b_sessions} B per cut {cuts}")
-        a = {"A1": _session(root / "A1", common, log)}
-        first = root / "A1" / "hft-report"
-        for i in range(2, opts.a_sessions + 1):
-            a[f"A{i}"] = _session(root / f"A{i}", [*common, f"--hft-compare={first}"], log)
-        b: dict[float, dict[str, SessionReport]] = {}
-        for cut in cuts:
-            b[cut] = {}
-            for i in range(1, opts.b_sessions + 1):
-                name = f"B{cut:g}-{i}"
-                b[cut][name] = _session(
-                    root / name,
-                    [*common, f"--hft-cpu-limit-scale=backend={cut:g}", f"--hft-compare={first}"],
-                    log,
+    if opts.source is not None:
+        a, b, log = _kept(opts.source, cuts)
+    else:
+        with contextlib.ExitStack() as stack:
+            if opts.keep is not None:
+                opts.keep.mkdir(parents=True, exist_ok=True)
+                root = opts.keep
+            else:
+                root = pathlib.Path(
+                    stack.enter_context(tempfile.TemporaryDirectory(prefix="hft-bench-gate-"))
                 )
+            a, b = _run(root, common, opts.a_sessions, opts.b_sessions, cuts, log)
+            (root / "sessions.json").write_text(json.dumps(log, indent=2))
     wall = time.monotonic() - started
     aa = [_row("A/A", cur, base, _judge(a[cur], a[base])) for base, cur in itertools.combinations(a, 2)]
     ab: dict[str, list[dict[str, Any]]] = {
@@ -137,6 +174,7 @@ def main(argv: list[str]) -> int:
     effects = _effects(ab[f"{smallest:g}"]) if smallest is not None else {}
     result = {
         "command": "flock /tmp/hftk8s-heavy.lock python bench/regression_gate.py " + " ".join(argv),
+        "judged_from": str(opts.source) if opts.source else None,
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": machine,
         "wall_s": round(wall, 1),
