@@ -8,11 +8,16 @@ interval lies beyond the minimum effect:
 * **throughput** - accepted requests per second, one sample per second of the order window (from the
   generator's 100 ms timeline). The effect is the ratio of the means; its interval comes from a
   two-level bootstrap with the repeats as blocks: draw repeats with replacement, then seconds within
-  each drawn repeat. Run-to-run noise (another deployment, another neighbour) is in the interval,
-  not only the second-to-second noise of one run.
-* **client p50 / p99** - from the generator's HDR histograms (intended send time, unanswered requests
-  as slower than anything). The same two-level bootstrap, drawing each repeat's histogram again as a
-  multinomial over its own buckets; the effect is the ratio of the pooled quantiles.
+  each drawn repeat, so the repeat-to-repeat noise is in the interval, not only the second-to-second
+  noise of one run. (What repeats of one session cannot show is the noise between sessions, another
+  deployment on another core: bench/regression_gate.py measures it, A/A.)
+* **client p50 / p99** - of open-loop (constant-rate) runs only, from the generator's HDR histograms
+  (intended send time, unanswered requests as slower than anything). The same two-level bootstrap,
+  drawing each repeat's histogram again as a multinomial over its own buckets; the effect is the
+  ratio of the pooled quantiles. In a closed loop the generator waits for each answer before the
+  next, so latency is the concurrency over the throughput (Little's law): it says nothing the
+  throughput does not, and between two sessions of one commit here its p50 swung 2x (11 ms against
+  22 ms) while the throughput moved 17%. Latency measures a system only at a load it did not choose.
 * **recovery time** and the **resilience score** - one value per repeat; a bootstrap of the means.
 
 With a handful of repeats a bootstrap cannot see more run-to-run spread than the few repeats show,
@@ -328,6 +333,8 @@ def _side(records: Sequence[TestRecord]) -> dict[tuple[str, str], Samples]:
                 continue
             get(load.name, "throughput").blocks.append(per_second(load))
             get(load.name, "throughput").timelines.extend(per_second(load))
+            if load.mode != "open":
+                continue  # closed loop: latency is the concurrency over the throughput (see the docstring)
             hist = Histogram.of(load)
             for name, q in (("client_p50_ms", "p50"), ("client_p99_ms", "p99")):
                 if hist is not None:

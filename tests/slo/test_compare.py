@@ -354,3 +354,12 @@ def test_per_second_sums_whole_seconds_of_the_order_window():
     secs = per_second(load)
     assert len(secs) == 5  # the second before the window (registrations) is not counted
     assert sum(secs) == pytest.approx(load.ok)
+
+
+def test_a_closed_loop_run_is_compared_on_throughput_only():
+    """Its latency is the concurrency over its throughput (Little's law): not a measure of its own."""
+    base, cur = _report(200, seeds=(1, 2, 3)), _report(200, seeds=(4, 5, 6))
+    for rec in base.tests + cur.tests:
+        rec.loads[0].mode = "closed"
+    measures = {m.key.rsplit("::", 1)[1] for m in compare_reports(cur, base).measures if "test_rate" in m.key}
+    assert measures == {"throughput"}
