@@ -324,6 +324,31 @@ def sweep_rows(r: Results) -> list[Row]:
     ]
 
 
+def regression_gate_rows(r: Results) -> list[Row]:
+    """One row per calibration of the regression gate (bench/regression_gate.py)."""
+    rows = []
+    for calibration in figure(r, "regression_gate", "calibrations"):
+        cuts = calibration["ab"]
+        parts = []
+        for factor in sorted(cuts, key=float):
+            cut = cuts[factor]
+            regressed = round(cut["detection_rate"] * cut["comparisons"])
+            parts.append(
+                f"backend CPU limit -{percent(1 - float(factor))}: regressed in {regressed}/{cut['comparisons']}"
+            )
+        aa = calibration["aa"]
+        rows.append(
+            Row(
+                f"regression gate, A/A and A/B on the local cluster ({count(calibration['repeat'])} repeats; "
+                f"`-k {calibration['select']}`)",
+                f"A/A: {count(aa['false_regressions'])} new regressions in {count(aa['comparisons'])} "
+                "comparisons; " + "; ".join(parts),
+                "regression_gate.json",
+            )
+        )
+    return rows
+
+
 # --- the tables -----------------------------------------------------------------------------------
 
 
@@ -346,6 +371,7 @@ def render_readme(root: pathlib.Path, r: Results) -> str:
         *loadgen_rows(r),
         *emulated_rows(r),
         *sweep_rows(r),
+        *regression_gate_rows(r),
     ]
     figures = table(["figure", "value", "from"], [[x.figure, x.value, f"`{x.source}`"] for x in rows])
     origin = table(

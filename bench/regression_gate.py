@@ -12,7 +12,8 @@ Then every pair is judged with the gate's own code (``slo.compare.compare_report
 A/A - every A against every earlier A - must give no new regression at all; A/B - every B against
 every A - must be called regressed every time. The smallest effect detected reliably is the
 smallest cut whose every comparison was called regressed, with the effect measured on the most
-sensitive measure. Writes ``bench/results/regression_gate.json`` with the machine and the commands.
+sensitive measure. Writes ``bench/results/regression_gate.json`` with the machine and the commands
+(``"calibrations"``: one entry per run; ``--append`` adds to those already there).
 
 Run as ``flock /tmp/hftk8s-heavy.lock python bench/regression_gate.py`` (about 30 minutes here:
 8 sessions of 3 repeats). Not part of ``.ci/run``.
@@ -138,6 +139,10 @@ def main(argv: list[str]) -> int:
         "--from", dest="source", type=pathlib.Path,
         help="judge the sessions kept by an earlier --keep run again (nothing is run)",
     )  # fmt: skip
+    parser.add_argument(
+        "--append", action="store_true",
+        help=f"add this calibration to those already in {OUT.name} instead of replacing them",
+    )  # fmt: skip
     opts = parser.parse_args(argv)
     cuts = [float(c) for c in opts.cuts.split(",") if c]
     machine = describe()
@@ -157,7 +162,7 @@ def main(argv: list[str]) -> int:
                 )
             a, b = _run(root, common, opts.a_sessions, opts.b_sessions, cuts, log)
             (root / "sessions.json").write_text(json.dumps(log, indent=2))
-    wall = time.monotonic() - started
+    wall = time.monotonic() - started if opts.source is None else sum(e["wall_s"] for e in log)
     aa = [_row("A/A", cur, base, _judge(a[cur], a[base])) for base, cur in itertools.combinations(a, 2)]
     ab: dict[str, list[dict[str, Any]]] = {
         f"{cut:g}": [
@@ -192,7 +197,11 @@ def main(argv: list[str]) -> int:
         },
         "aa_noise": _noise(aa),
     }  # fmt: skip
-    OUT.write_text(json.dumps(to_dict(result), indent=2) + "\n")
+    calibrations = [result]
+    if opts.append and OUT.is_file():
+        calibrations = [*json.loads(OUT.read_text()).get("calibrations", []), result]
+    document = {key: result[key] for key in ("command", "timestamp", "machine")}
+    OUT.write_text(json.dumps(to_dict({**document, "calibrations": calibrations}), indent=2) + "\n")
     print(f"wrote {OUT} in {wall / 60:.1f} min")
     print(f"A/A: {len(aa)} comparisons, {false_regressions} with a new regression")
     for cut, rate in detection.items():
