@@ -210,14 +210,19 @@ def main(argv: list[str]) -> int:
     return 0 if false_regressions == 0 and all(rate == 1.0 for rate in detection.values()) else 1
 
 
-def _effects(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per measure: in how many comparisons it regressed, and its effects (min, median, max)."""
+def _by_key(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Every comparison's entry of each measure, by measure key, in key order."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         for m in row["measures"]:
             by_key.setdefault(m["key"], []).append(m)
+    return sorted(by_key.items())
+
+
+def _effects(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per measure: in how many comparisons it regressed, and its effects (min, median, max)."""
     out: dict[str, dict[str, Any]] = {}
-    for key, ms in sorted(by_key.items()):
+    for key, ms in _by_key(rows):
         effects = sorted(m["effect"] for m in ms if m["effect"] is not None)
         regressed = sum(1 for m in ms if m["verdict"] == "regressed")
         if not regressed:
@@ -233,12 +238,8 @@ def _effects(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def _noise(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per measure over the A/A pairs: verdicts, the widest |effect| and the widest interval half-width."""
-    by_key: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        for m in row["measures"]:
-            by_key.setdefault(m["key"], []).append(m)
     out: dict[str, dict[str, Any]] = {}
-    for key, ms in sorted(by_key.items()):
+    for key, ms in _by_key(rows):
         verdicts: dict[str, int] = {}
         for m in ms:
             verdicts[m["verdict"]] = verdicts.get(m["verdict"], 0) + 1

@@ -82,6 +82,7 @@ class HftRuntime:
         self.compare_baseline: SessionReport | None = None
         self.comparison: Comparison | None = None
         self.junit_path: pathlib.Path | None = None
+        self._report: SessionReport | None = None  # what sessionfinish wrote, for --junitxml at unconfigure
         #: --hft-cpu-limit-scale: every overlay this session renders scales these CPU limits.
         self.cpu_limit_scale: dict[str, float] = {}
         if settings.cpu_limit_scale:
@@ -604,7 +605,7 @@ class HftRuntime:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         # pytest's own --junitxml is written in its sessionfinish: our cases join it afterwards.
         xmlpath = getattr(config.option, "xmlpath", None)
-        report = getattr(self, "_report", None)
+        report = self._report
         if self.is_worker or not xmlpath or report is None:
             return
         from pytest_hftk8s.report import junit

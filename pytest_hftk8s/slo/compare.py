@@ -201,13 +201,7 @@ def compare_blocks(
         out.n_baseline = sum(h.total for h in b_units)
         out.n_current = sum(h.total for h in c_units)
         if not b_units or not c_units:
-            out.reason = "no latency histogram on " + (
-                "either side"
-                if not (b_units or c_units)
-                else "the baseline side"
-                if not b_units
-                else "this run's side"
-            )
+            out.reason = "no latency histogram on " + _side_missing(bool(b_units), bool(c_units))
             return out
         point_b, point_c = pooled_quantile(b_units, spec.q), pooled_quantile(c_units, spec.q)
         per_repeat = [h.quantile(spec.q) for h in b_units]
@@ -235,13 +229,7 @@ def compare_blocks(
         out.n_baseline = sum(len(b) for b in b_blocks)
         out.n_current = sum(len(b) for b in c_blocks)
         if not b_blocks or not c_blocks:
-            out.reason = "no samples on " + (
-                "either side"
-                if not (b_blocks or c_blocks)
-                else "the baseline side"
-                if not b_blocks
-                else "this run's side"
-            )
+            out.reason = "no samples on " + _side_missing(bool(b_blocks), bool(c_blocks))
             return out
         point_b = float(np.mean(np.concatenate([np.asarray(b, float) for b in b_blocks])))
         point_c = float(np.mean(np.concatenate([np.asarray(b, float) for b in c_blocks])))
@@ -300,6 +288,16 @@ def compare_blocks(
     )  # fmt: skip
     out.reason = (few or why) + widened
     return out
+
+
+def _side_missing(baseline: bool, current: bool) -> str:
+    return (
+        "either side"
+        if not (baseline or current)
+        else "the baseline side"
+        if not baseline
+        else "this run's side"
+    )
 
 
 def _thin(values: Sequence[float]) -> list[float]:
